@@ -1,0 +1,251 @@
+"""Command line: flags -> a validated ``SweepConfig``, or one line on stderr and exit code 2.
+
+Everything a user can get wrong (an unknown experiment, a bad flag value, a search-space key
+the method does not know) is caught here, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import sys
+from typing import Any, NoReturn, Sequence
+
+from orchestrator.config import STAGES, Resources, SweepConfig
+from orchestrator.experiments import EXPERIMENTS, Experiment, get_experiment
+from orchestrator.profiles import PROFILES
+from search_spaces import get_space
+from search_spaces.spec import SpecError, parse_dimension
+from orchestrator.plan import TrialResolver
+from trainables.config import SELECT_ON, ConfigError, TrainConfig, user_settings
+from trainables.methods import get_method
+
+
+class UsageError(Exception):
+    """Bad input. ``str()`` is the one line shown to the user."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        raise UsageError(f"{message} (see python -m orchestrator.sweep --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m orchestrator.sweep",
+        description="Search a cross-lingual transfer method's knobs with Optuna on Ray Tune, run every arm "
+                    "over the same seeds, and write paper-style tables with paired t-tests to MLflow.",
+    )
+    p.add_argument("experiment", nargs="?", help="experiment name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="paper",
+                   help="paper: the papers' protocol (default); smoke: tiny model and generated data, minutes on a CPU")
+    p.add_argument("--model", help="HF hub id or local HF-format directory (default: the profile's)")
+    p.add_argument("--data-dir", help="local copy of the benchmark (saved HF dataset, hub parquet snapshot, "
+                                      "or the original TSV/JSONL files); default: the hub")
+    p.add_argument("--num-samples", type=_non_negative_int, help="search trials (0 skips the search)")
+    p.add_argument("--seeds", type=_seeds, help="number of seeds (N -> 1..N) or a comma list, e.g. 1,2,3")
+    p.add_argument("--search-seed", type=int, default=0, help="seed of the Optuna TPE sampler (default 0)")
+    p.add_argument("--select-on", choices=SELECT_ON, default="en-dev",
+                   help="checkpoint and search objective: English dev (strict zero-shot, default) or all dev sets")
+    p.add_argument("--asha", action="store_true", help="stop weak search trials early (ASHA)")
+    p.add_argument("--stages", type=_stages, default=STAGES, help="comma list of stages to run (default search,confirm)")
+    p.add_argument("--gpus-per-trial", type=_non_negative_float, help="GPUs per trial, fractional allowed "
+                                                                      "(default: 1 if the cluster has GPUs, else 0)")
+    p.add_argument("--workers-per-trial", type=_positive_int, default=1, help="Ray Train workers per trial (DDP)")
+    p.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="CPUs per Ray Train worker")
+    p.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: start a local Ray")
+    p.add_argument("--storage", help="sweep storage (default ./sweeps/<experiment>)")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_ID",
+                   help="continue an interrupted sweep (the latest one, or SWEEP_ID) without rerunning finished trials")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved plan and run nothing")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db in this directory)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="fix a training setting or method knob, e.g. --set num_train_epochs=2")
+    p.add_argument("--space", action="append", default=[], metavar="KEY=DIM", dest="space",
+                   help="replace or add a search dimension, e.g. --space learning_rate='loguniform(1e-5,5e-5)'")
+    p.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
+    return p
+
+
+def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
+    """Parse and validate; ``None`` means ``--list`` was handled. Raises ``UsageError``."""
+    args = build_parser().parse_args(argv)
+    if args.list:
+        print(list_experiments())
+        return None
+    if not args.experiment:
+        raise UsageError("name an experiment, e.g. baseline_xnli (python -m orchestrator.sweep --list)")
+    try:
+        experiment = get_experiment(args.experiment)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    profile = PROFILES[args.profile]
+    user_fixed = _settings(args.settings, experiment)
+    train_overrides = {**profile.train, **user_fixed}
+    # A setting the user fixes is no longer searched.
+    space = {k: v for k, v in _space(args.space, experiment, profile.space).items() if k not in user_fixed}
+    cfg = SweepConfig(
+        experiment=experiment.name,
+        profile=profile.name,
+        model=args.model or profile.model,
+        data_dir=args.data_dir,
+        num_samples=profile.num_samples if args.num_samples is None else args.num_samples,
+        seeds=args.seeds or profile.seeds,
+        search_seed=args.search_seed,
+        select_on=args.select_on,
+        asha=args.asha,
+        stages=args.stages,
+        resources=Resources(args.gpus_per_trial, args.workers_per_trial, args.cpus_per_worker, args.address),
+        storage=args.storage or f"./sweeps/{experiment.name}",
+        resume=args.resume,
+        dry_run=args.dry_run,
+        tracking_uri=args.tracking_uri,
+        train_overrides=train_overrides,
+        space=space,
+        verbose=args.verbose,
+    )
+    _check_train_settings(cfg)
+    return cfg
+
+
+def list_experiments() -> str:
+    width = max(len(name) for name in EXPERIMENTS)
+    lines = []
+    for exp in EXPERIMENTS.values():
+        arms = ", ".join(arm.name for arm in exp.arms)
+        lines.append(f"{exp.name:<{width}}  {exp.task:<6} {exp.description} [arms: {arms}]")
+    return "\n".join(lines)
+
+
+# -- validation -------------------------------------------------------------------------------
+
+def _known_keys(experiment: Experiment) -> set[str]:
+    keys = set(user_settings())
+    for arm in experiment.arms:
+        keys |= get_method(arm.method).param_names()
+    return keys
+
+
+def _settings(pairs: list[str], experiment: Experiment) -> dict[str, Any]:
+    known = _known_keys(experiment)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {pair!r}: write KEY=VALUE")
+        if key not in known:
+            raise UsageError(f"--set {key}: not a setting of {experiment.name}; known: {', '.join(sorted(known))}")
+        out[key] = _literal(text)
+    return out
+
+
+def _space(pairs: list[str], experiment: Experiment, profile_space: dict) -> dict:
+    method = experiment.method
+    method_space = get_space(method)
+    searchable = user_settings() | get_method(method).param_names()
+    space = dict(method_space.space)
+    space.update({k: v for k, v in profile_space.items() if k in space})
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--space {pair!r}: write KEY=DIMENSION, e.g. learning_rate='loguniform(1e-5,5e-5)'")
+        if key not in searchable:
+            raise UsageError(f"--space {key}: method {method!r} has no setting {key!r}; "
+                             f"searchable: {', '.join(sorted(searchable))}")
+        try:
+            space[key] = parse_dimension(text)
+        except SpecError as exc:
+            raise UsageError(f"--space {key}: {exc}") from None
+    return space
+
+
+def _check_train_settings(cfg: SweepConfig) -> None:
+    """Build the training config every arm would run with, so bad values fail here."""
+    experiment = get_experiment(cfg.experiment)
+    resolver = TrialResolver(base=TrainConfig(task=experiment.task, select_on=cfg.select_on).to_dict(),
+                             arms={arm.name: arm for arm in experiment.arms}, fixed=cfg.train_overrides)
+    for arm in experiment.arms:
+        try:
+            train = _check_types(resolver.arm_config(arm.name, seed=cfg.seeds[0])).validate()
+            method = get_method(arm.method)
+            method.parse_params({k: v for k, v in train.method_params.items() if k in method.param_names()})
+        except (ConfigError, TypeError) as exc:
+            raise UsageError(f"arm {arm.name}: {exc}") from None
+
+
+def _check_types(train: TrainConfig) -> TrainConfig:
+    """Check that each fixed setting has its field's type (an int where an int is expected, ...)."""
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(train, f.name)
+        expected = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}.get(str(f.type))
+        if expected and not isinstance(value, expected) or (str(f.type) == "int" and isinstance(value, bool)):
+            raise ConfigError(f"{f.name} must be of type {f.type}, got {value!r}")
+    return train
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return {"true": True, "false": False}.get(text.lower(), text)
+
+
+# -- argparse value types (their errors become one-line usage errors) ------------------------
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        if "," in text:
+            seeds = tuple(int(part) for part in text.split(",") if part.strip())
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            seeds = tuple(range(1, count + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"write a count (5) or a list (1,2,3), got {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds repeat in {text!r}")
+    return seeds
+
+
+def _stages(text: str) -> tuple[str, ...]:
+    stages = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise argparse.ArgumentTypeError(f"stages are {', '.join(STAGES)}, got {text!r}")
+    return tuple(s for s in STAGES if s in stages)
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,64 @@
+"""The sweep's typed configuration: what the command line resolves to, validated once.
+
+``SweepConfig`` is built by ``orchestrator.cli`` from the flags and the profile, checked
+before Ray starts, printed by ``--dry-run`` and logged whole on the MLflow parent run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search_spaces.spec import Dimension
+
+STAGES = ("search", "confirm")
+
+
+@dataclass
+class Resources:
+    """What one trial asks of the cluster. ``gpus_per_trial=None`` means 1 if the cluster has GPUs."""
+
+    gpus_per_trial: float | None = None
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    address: str | None = None
+
+
+@dataclass
+class SweepConfig:
+    experiment: str
+    profile: str
+    model: str | None
+    data_dir: str | None
+    num_samples: int
+    seeds: tuple[int, ...]
+    search_seed: int = 0
+    select_on: str = "en-dev"
+    asha: bool = False
+    stages: tuple[str, ...] = STAGES
+    resources: Resources = field(default_factory=Resources)
+    storage: str = ""
+    resume: str | None = None  # None: a new sweep; "latest" or a sweep id
+    dry_run: bool = False
+    tracking_uri: str | None = None
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, Dimension] = field(default_factory=dict)
+    verbose: bool = False
+
+    @property
+    def storage_path(self) -> Path:
+        return Path(self.storage).expanduser().resolve()
+
+    @property
+    def cache_dir(self) -> Path:
+        """Content-addressed caches shared by every sweep under this storage."""
+        return self.storage_path / "cache"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["space"] = {k: str(v) for k, v in self.space.items()}
+        out["seeds"] = list(self.seeds)
+        out["stages"] = list(self.stages)
+        return out

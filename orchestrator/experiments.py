@@ -1,0 +1,70 @@
+"""The experiment registry: which task, which method is searched, and which arms are compared.
+
+An experiment is what a researcher names on the command line (``baseline_xnli``). Its arms
+are the rows of the results table; every arm runs in the confirm stage on the same seeds, and
+every arm is t-tested against ``baseline_arm``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One row of the results table.
+
+    ``tuned`` arms take the search stage's best configuration; the others run with the
+    method's paper defaults. ``overrides`` fix settings on top (e.g. an ablation switch).
+    """
+
+    name: str
+    method: str
+    tuned: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    task: str
+    method: str  # the method whose knobs the search stage explores
+    arms: tuple[Arm, ...]
+    description: str
+    baseline_arm: str = "baseline"
+
+    @property
+    def searched_arm(self) -> Arm:
+        """The arm whose configuration the search stage tunes (the first tuned arm)."""
+        return next(arm for arm in self.arms if arm.tuned)
+
+    def arm(self, name: str) -> Arm:
+        return next(arm for arm in self.arms if arm.name == name)
+
+
+def _baseline(task: str, label: str) -> Experiment:
+    return Experiment(
+        name=f"baseline_{task}",
+        task=task,
+        method="baseline",
+        description=f"zero-shot fine-tuning on {label}: paper defaults vs the searched learning rate and warmup",
+        arms=(
+            Arm("baseline", "baseline", description="xtreme reference settings (lr 2e-5, no warmup)"),
+            Arm("baseline_tuned", "baseline", tuned=True, description="best configuration of the search stage"),
+        ),
+    )
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    exp.name: exp for exp in (_baseline("xnli", "XNLI"), _baseline("pawsx", "PAWS-X"))
+}
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise KeyError(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))} "
+                       "(python -m orchestrator.sweep --list)") from None

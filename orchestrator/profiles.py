@@ -1,0 +1,57 @@
+"""Profiles: the paper's protocol, and a smoke version of it that runs anywhere in minutes.
+
+A profile fixes what a sweep runs on (model and data), how many search trials and seeds it
+runs, and training settings that differ from the ``TrainConfig`` defaults. Command-line flags
+override a profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from search_spaces.spec import Dimension, LogUniform
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    num_samples: int
+    seeds: tuple[int, ...]
+    model: str | None  # None: the smoke model the project builds offline
+    builds_smoke_assets: bool = False
+    train: dict[str, Any] = field(default_factory=dict)
+    # Replaces dimensions of every method's space (a tiny random model needs other learning rates).
+    space: dict[str, Dimension] = field(default_factory=dict)
+
+
+PAPER = Profile(
+    name="paper",
+    description="the papers' protocol: mBERT, full benchmark data, xtreme settings, 5 seeds",
+    num_samples=20,
+    seeds=(1, 2, 3, 4, 5),
+    model="bert-base-multilingual-cased",
+)
+
+SMOKE = Profile(
+    name="smoke",
+    description="tiny random BERT and generated data in the benchmark's schema; whole sweep in minutes on a CPU",
+    num_samples=2,
+    seeds=(1, 2, 3),
+    model=None,
+    builds_smoke_assets=True,
+    train={
+        "num_train_epochs": 3.0,
+        "per_device_batch_size": 32,
+        "grad_accum_steps": 1,
+        "max_length": 64,
+        "eval_every_steps": 25,
+        "eval_batch_size": 256,
+        "learning_rate": 1e-3,
+        "warmup_ratio": 0.0,
+    },
+    space={"learning_rate": LogUniform(3e-4, 3e-3)},
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, SMOKE)}

@@ -1,0 +1,151 @@
+"""The two stages of a sweep, each a Ray Tune experiment that can be restored.
+
+``search``: Optuna's TPE (seeded) samples the method's space for ``num_samples`` trials, the
+first of which is the paper's setting; the objective is the selection dev score.
+``confirm``: every arm of the experiment over the same seeds, one trial per (arm, seed), so
+seeds spread over the cluster and arms are paired by seed for the t-tests.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray import tune
+
+from orchestrator.plan import TrialResolver
+from orchestrator.tracking import NestedRunCallback, SweepTracker
+from orchestrator.trial import TrainLaunch, trainable
+from search_spaces.spec import Dimension, to_tune_space
+
+
+class StageInterrupted(Exception):
+    """The stage stopped before all its trials ended (Ctrl-C); its state is saved for --resume."""
+
+
+class StageFailed(Exception):
+    """No trial of the stage produced a result. ``str()`` is one line for the user."""
+
+
+@dataclass
+class StageContext:
+    sweep_dir: Path
+    resolver: TrialResolver
+    launch: TrainLaunch
+    tracker: SweepTracker
+    objective: str  # "dev_acc": the selection score of the kept checkpoint
+    max_concurrent: int
+
+
+def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: int, sampler_seed: int,
+               asha: bool) -> tuple[dict[str, Any], float, pd.DataFrame]:
+    """Search the space; return the best sampled values, their objective, and every trial's row."""
+    from optuna.samplers import TPESampler
+    from optuna.storages import RDBStorage
+    from ray.tune.search.optuna import OptunaSearch
+
+    path = ctx.sweep_dir / "search"
+    if tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable=trainable(ctx.resolver, ctx.launch), resume_errored=True)
+    else:
+        searcher = OptunaSearch(
+            sampler=TPESampler(seed=sampler_seed),
+            points_to_evaluate=_paper_point(ctx.resolver, space),
+            study_name=f"{ctx.sweep_dir.parent.name}-{ctx.sweep_dir.name}",
+            storage=RDBStorage(f"sqlite:///{ctx.sweep_dir / 'optuna.db'}"),
+        )
+        scheduler = None
+        if asha:
+            from ray.tune.schedulers import ASHAScheduler
+
+            scheduler = ASHAScheduler(time_attr="training_iteration", grace_period=2, reduction_factor=3)
+        tuner = tune.Tuner(
+            trainable(ctx.resolver, ctx.launch),
+            param_space=to_tune_space(space),
+            tune_config=tune.TuneConfig(metric=ctx.objective, mode="max", search_alg=searcher, scheduler=scheduler,
+                                        num_samples=num_samples, max_concurrent_trials=ctx.max_concurrent),
+            run_config=_run_config(ctx, "search"),
+        )
+    grid = _fit(tuner, expected=num_samples)
+    best = grid.get_best_result(metric=ctx.objective, mode="max", filter_nan_and_inf=True)
+    if best is None or best.metrics is None or ctx.objective not in best.metrics:
+        raise StageFailed("no search trial reported a result; see the error tags of the search runs in MLflow")
+    frame = grid.get_dataframe(filter_metric=ctx.objective, filter_mode="max")
+    return dict(best.config), float(best.metrics[ctx.objective]), frame
+
+
+def run_confirm(ctx: StageContext, arms: list[str], seeds: list[int]) -> None:
+    """Every arm on every seed; results are read back from MLflow by the caller."""
+    path = ctx.sweep_dir / "confirm"
+    if tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable=trainable(ctx.resolver, ctx.launch), resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable(ctx.resolver, ctx.launch),
+            param_space={"arm": tune.grid_search(arms), "seed": tune.grid_search(seeds)},
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=ctx.max_concurrent),
+            run_config=_run_config(ctx, "confirm"),
+        )
+    _fit(tuner, expected=len(arms) * len(seeds))
+
+
+def _run_config(ctx: StageContext, stage: str) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=stage,
+        storage_path=str(ctx.sweep_dir),
+        callbacks=[NestedRunCallback(ctx.tracker.uri, ctx.tracker.experiment_id, ctx.tracker.parent_run_id,
+                                     stage, ctx.resolver),
+                   ProgressPrinter(stage, ctx.resolver, ctx.objective)],
+        verbose=0,
+    )
+
+
+def _fit(tuner: tune.Tuner, *, expected: int):
+    grid = tuner.fit()
+    if len(grid) < expected or grid.num_terminated + grid.num_errors < len(grid):
+        raise StageInterrupted()
+    return grid
+
+
+def _paper_point(resolver: TrialResolver, space: dict[str, Dimension]) -> list[dict[str, Any]]:
+    """Start the search at the paper's setting when it lies inside the space."""
+    cfg = resolver.arm_config(resolver.searched_arm, resolver.search_seed)
+    values = {**cfg.to_dict(), **cfg.method_params}
+    point = {key: values[key] for key in space if key in values}
+    if len(point) == len(space) and all(space[k].contains(v) for k, v in point.items()):
+        return [point]
+    return []
+
+
+class ProgressPrinter(tune.Callback):
+    """One line per trial start and end: what ran, what it scored, how long it took."""
+
+    def __init__(self, stage: str, resolver: TrialResolver, objective: str):
+        self.stage, self.resolver, self.objective = stage, resolver, objective
+        self._started: dict[str, float] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._started[trial.trial_id] = time.monotonic()
+        print(f"[{self.stage}] start {self._label(trial)}", flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        scores = [f"{self.objective} {result.get(self.objective, float('nan')):.4f}"]
+        scores += [f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_") and k.endswith(("_avg", "_avg_en"))]
+        print(f"[{self.stage}] done  {self._label(trial)}: {', '.join(scores)} ({self._elapsed(trial)})", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        print(f"[{self.stage}] FAILED {self._label(trial)} ({self._elapsed(trial)}); "
+              f"error file: {getattr(trial, 'error_file', None) or 'see MLflow'}", flush=True)
+
+    def _label(self, trial) -> str:
+        if self.stage == "confirm":
+            return f"{trial.config['arm']} seed {trial.config['seed']}"
+        knobs = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.config.items())
+        return f"trial {trial.trial_id} ({knobs})"
+
+    def _elapsed(self, trial) -> str:
+        return f"{time.monotonic() - self._started.get(trial.trial_id, time.monotonic()):.0f} s"

@@ -1,0 +1,203 @@
+"""``python -m orchestrator.sweep EXPERIMENT``: search, confirm over seeds, report with t-tests.
+
+The order matters for the user: everything that can be wrong with the input (flags, model,
+data, tracking store) is checked first and reported in one line with exit code 2; only then
+does Ray start. Each stage is a restorable Tune experiment, and ``sweep.json`` records which
+stages are done, so ``--resume`` (or a rerun after Ctrl-C) continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from orchestrator import cli
+from orchestrator.assets import Assets, prepare_assets
+from orchestrator.config import SweepConfig
+from orchestrator.experiments import Experiment, get_experiment
+from orchestrator.plan import TrialResolver, describe_plan
+from orchestrator.results import collect_confirm_results, report_results
+from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
+from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_tracking, resolve_tracking_uri
+from trainables.config import TrainConfig
+from trainables.data import DataUnavailable
+from trainables.models import ModelUnavailable
+from trainables.tasks import TaskSpec, get_task
+
+# What every Ray worker process gets: no hub access (the driver resolved model and data), quiet
+# libraries, and no tokenizer thread pools fighting the training threads.
+WORKER_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "RAY_TRAIN_V2_ENABLED": "1",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        cfg = cli.parse(argv)
+    except cli.UsageError as exc:
+        cli.fail(str(exc))
+    if cfg is None:  # --list
+        return 0
+    experiment = get_experiment(cfg.experiment)
+    task = get_task(experiment.task)
+    if cfg.dry_run:
+        print(describe_plan(cfg, experiment, task))
+        return 0
+
+    try:
+        tracking_uri = resolve_tracking_uri(cfg.tracking_uri)
+        check_tracking(tracking_uri)
+        resumed = find_sweep(cfg.storage_path, cfg.resume, cfg.experiment) if cfg.resume else None
+        assets = prepare_assets(cfg, task)
+    except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume) as exc:
+        cli.fail(str(exc))
+    sweep_dir, state = _open_sweep(cfg, resumed)
+
+    tracker = SweepTracker(tracking_uri, experiment.name)
+    tracker.open_parent(state.parent_run_id or None, name=f"sweep-{state.sweep_id}",
+                        tags={"stage": "sweep", "sweep_id": state.sweep_id, "profile": cfg.profile,
+                              "sweep_dir": str(sweep_dir)})
+    state.parent_run_id = tracker.parent_run_id
+    state.config = cfg.to_dict()
+    state.save(sweep_dir)
+    _log_sweep_config(tracker, cfg, assets, sweep_dir)
+    print(f"sweep {state.sweep_id}: {sweep_dir}\nMLflow: {tracking_uri} (experiment {experiment.name}, "
+          f"parent run {tracker.parent_run_id})", flush=True)
+
+    from orchestrator.stages import StageContext, StageFailed, StageInterrupted, run_confirm, run_search
+    from orchestrator.trial import TrainLaunch
+
+    cluster = _start_ray(cfg)
+    resolver = _resolver(cfg, experiment, task, assets, state)
+    gpus_per_trial = _gpus_per_trial(cfg, cluster)
+    launch = TrainLaunch(
+        storage_path=str(sweep_dir / "train"),
+        num_workers=cfg.resources.workers_per_trial,
+        gpus_per_worker=gpus_per_trial / cfg.resources.workers_per_trial,
+        cpus_per_worker=cfg.resources.cpus_per_worker,
+    )
+    objective = f"dev_{task.metric}"
+    concurrent = max_concurrent_trials(cfg, cluster, gpus_per_trial)
+    try:
+        if _should_search(cfg, state):
+            ctx = StageContext(sweep_dir, resolver, launch, tracker, objective, concurrent)
+            print(f"[search] {cfg.num_samples} trials, up to {concurrent} at a time", flush=True)
+            best, value, frame = run_search(ctx, cfg.space, num_samples=cfg.num_samples,
+                                            sampler_seed=cfg.search_seed, asha=cfg.asha)
+            state.best, state.best_value = best, value
+            state.stages_done.append("search")
+            state.save(sweep_dir)
+            _log_search(tracker, sweep_dir, resolver, experiment, best, value, objective, frame)
+        resolver.best = dict(state.best)
+        if "confirm" in cfg.stages and "confirm" not in state.stages_done:
+            arms, seeds = [arm.name for arm in experiment.arms], list(cfg.seeds)
+            print(f"[confirm] {len(arms)} arms x {len(seeds)} seeds, up to {concurrent} at a time", flush=True)
+            run_confirm(StageContext(sweep_dir, resolver, launch, tracker, objective, concurrent), arms, seeds)
+            state.stages_done.append("confirm")
+            state.save(sweep_dir)
+    except StageInterrupted:
+        print(f"\ninterrupted: finished trials are kept. Continue with:\n  python -m orchestrator.sweep "
+              f"{cfg.experiment} --profile {cfg.profile} --resume {state.sweep_id}", file=sys.stderr)
+        tracker.finish("KILLED")
+        return 130
+    except StageFailed as exc:
+        tracker.finish("FAILED")
+        cli.fail(str(exc))
+
+    if "confirm" in state.stages_done:
+        results = collect_confirm_results(tracker, task)
+        text = report_results(results, tracker, experiment, task, cfg.seeds, sweep_dir / "results")
+        print("\n" + text)
+    state.complete = True
+    state.save(sweep_dir)
+    tracker.finish()
+    return 0
+
+
+def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_trial: float) -> int:
+    """As many trials as the cluster fits at once (also caps Train V2 placement-group leaks, ray#54305)."""
+    if gpus_per_trial > 0:
+        fits = cluster.get("GPU", 0) / gpus_per_trial
+    else:
+        fits = cluster.get("CPU", 1) / (cfg.resources.cpus_per_worker * cfg.resources.workers_per_trial)
+    return max(1, math.floor(fits + 1e-9))
+
+
+def _gpus_per_trial(cfg: SweepConfig, cluster: dict[str, float]) -> float:
+    if cfg.resources.gpus_per_trial is not None:
+        return cfg.resources.gpus_per_trial
+    return 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
+
+
+def _should_search(cfg: SweepConfig, state: SweepState) -> bool:
+    return "search" in cfg.stages and "search" not in state.stages_done and cfg.num_samples > 0 and bool(cfg.space)
+
+
+def _open_sweep(cfg: SweepConfig, resumed: Path | None) -> tuple[Path, SweepState]:
+    if resumed is not None:
+        return resumed, SweepState.load(resumed)
+    sweep_dir = new_sweep_dir(cfg.storage_path)
+    state = SweepState(sweep_id=sweep_dir.name, experiment=cfg.experiment)
+    state.save(sweep_dir)
+    return sweep_dir, state
+
+
+def _resolver(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: Assets,
+              state: SweepState) -> TrialResolver:
+    base = TrainConfig(task=task.name, model=assets.model_dir, tokenized_path=str(assets.tokenized_path),
+                       languages=task.languages, select_on=cfg.select_on)
+    return TrialResolver(base=base.to_dict(), arms={arm.name: arm for arm in experiment.arms},
+                         fixed=dict(cfg.train_overrides), best=dict(state.best),
+                         searched_arm=experiment.searched_arm.name, search_seed=cfg.seeds[0])
+
+
+def _start_ray(cfg: SweepConfig) -> dict[str, float]:
+    import ray
+
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    if not cfg.verbose:  # our own progress lines replace Tune's tables
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ray.init(address=cfg.resources.address, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=cfg.verbose,
+             logging_level="WARNING", ignore_reinit_error=True)
+    return ray.cluster_resources()
+
+
+def _log_sweep_config(tracker: SweepTracker, cfg: SweepConfig, assets: Assets, sweep_dir: Path) -> None:
+    params = {f"sweep.{k}": v for k, v in cfg.to_dict().items() if k not in ("resources", "train_overrides", "space")}
+    params.update({f"sweep.resources.{k}": v for k, v in cfg.to_dict()["resources"].items()})
+    params.update({f"sweep.set.{k}": v for k, v in cfg.train_overrides.items()})
+    params.update({f"space.{k}": str(v) for k, v in cfg.space.items()})
+    params.update({"model_dir": assets.model_dir, "tokenized_path": str(assets.tokenized_path),
+                   "tracking_uri": tracker.uri, "sweep_dir": str(sweep_dir)})
+    tracker.log_params(params)
+    path = sweep_dir / "sweep_config.json"
+    path.write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+    tracker.log_artifacts([path])
+
+
+def _log_search(tracker: SweepTracker, sweep_dir: Path, resolver: TrialResolver, experiment: Experiment,
+                best: dict, value: float, objective: str, frame) -> None:
+    """The search summary on the parent: best values as params, the tuned arm's whole config, every trial."""
+    tracker.log_params({f"best.{k}": v for k, v in best.items()})
+    tracker.log_metrics({f"search_best_{objective}": value, "search_trials": len(frame)})
+    resolver.best = dict(best)
+    best_config = resolver.arm_config(experiment.searched_arm.name, resolver.search_seed).to_dict()
+    best_config.pop("seed")
+    (sweep_dir / "best_config.json").write_text(json.dumps(best_config, indent=2))
+    frame.to_csv(sweep_dir / "search_trials.csv", index=False)
+    tracker.log_artifacts([sweep_dir / "best_config.json", sweep_dir / "search_trials.csv"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

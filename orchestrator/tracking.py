@@ -1,0 +1,190 @@
+"""MLflow: one parent run per sweep, one nested child run per trial.
+
+Ray's MLflow helpers do not nest runs (ray#19978), so the nesting is ours: the sweep driver
+owns the parent run, and a Tune callback in the same process opens a child run for every
+trial (tags ``stage``, ``arm``, ``seed``, ``trial_id``), logs its whole configuration as
+params and every reported metric. Only the driver process writes to MLflow: one writer for a
+SQLite store, and workers need no tracking URI at all.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray import tune
+from ray.tune.result import AUTO_RESULT_KEYS
+
+from orchestrator.plan import TrialResolver
+
+PARENT_TAG = "mlflow.parentRunId"
+# Keys of a Tune result that are bookkeeping, not metrics of the run.
+_NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint", "step",
+                                        "checkpoint_path", "experiment_id", "date", "hostname", "node_ip", "pid"}
+
+
+class TrackingUnavailable(Exception):
+    """The tracking store cannot be used. ``str()`` is one line for the user."""
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """MLflow 3's default (``sqlite:///mlflow.db`` here) made absolute, so every process agrees."""
+    if not uri:
+        return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri[len('sqlite:///'):]).expanduser().resolve()}"
+    if "://" not in uri:  # a plain directory: MLflow's file store
+        return str(Path(uri).expanduser().resolve())
+    return uri
+
+
+def check_tracking(uri: str, *, timeout_s: float = 10.0) -> None:
+    """Fail fast, before any trial, when the tracking server does not answer."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingUnavailable(f"MLflow tracking server {uri} did not answer ({reason}); start it "
+                                      "(mlflow server --host 127.0.0.1) or pass another --tracking-uri") from None
+    elif uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///"):]).parent
+        if not folder.is_dir():
+            raise TrackingUnavailable(f"--tracking-uri {uri}: folder {folder} does not exist")
+
+
+class SweepTracker:
+    """The sweep's MLflow experiment and parent run."""
+
+    def __init__(self, uri: str, experiment_name: str):
+        self.uri = uri
+        self.client = MlflowClient(uri)
+        experiment = self.client.get_experiment_by_name(experiment_name)
+        self.experiment_id = (experiment.experiment_id if experiment
+                              else self.client.create_experiment(experiment_name))
+        self.parent_run_id = ""
+
+    def open_parent(self, run_id: str | None, *, name: str, tags: dict[str, str]) -> str:
+        """Reuse ``run_id`` (a resumed sweep) or start a new parent run."""
+        if run_id:
+            self.client.update_run(run_id, status="RUNNING")
+            self.parent_run_id = run_id
+        else:
+            self.parent_run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        return self.parent_run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        existing = self.client.get_run(self.parent_run_id).data.params
+        fresh = [Param(k, _param_value(v)) for k, v in params.items() if k not in existing]
+        for i in range(0, len(fresh), 100):
+            self.client.log_batch(self.parent_run_id, params=fresh[i:i + 100])
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if _is_number(v)]
+        if batch:
+            self.client.log_batch(self.parent_run_id, metrics=batch)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.parent_run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifacts(self, paths: list[Path]) -> None:
+        for path in paths:
+            self.client.log_artifact(self.parent_run_id, str(path))
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.parent_run_id, status=status)
+
+    def child_runs(self, stage: str) -> list:
+        """The parent's child runs of ``stage`` (all statuses), newest first."""
+        query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.stage = '{stage}'"
+        return self.client.search_runs([self.experiment_id], filter_string=query, max_results=10000,
+                                       order_by=["attributes.start_time DESC"])
+
+
+class NestedRunCallback(tune.Callback):
+    """Opens a child run per Tune trial under the sweep's parent run and logs into it.
+
+    The child run is found again by its ``trial_id`` tag, so a resumed sweep (``Tuner.restore``)
+    or a retried trial logs into the run it had, rather than duplicating it.
+    """
+
+    def __init__(self, uri: str, experiment_id: str, parent_run_id: str, stage: str, resolver: TrialResolver):
+        self.uri, self.experiment_id, self.parent_run_id = uri, experiment_id, parent_run_id
+        self.stage, self.resolver = stage, resolver
+        self._client: MlflowClient | None = None
+        self._runs: dict[str, str] = {}
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its callbacks with the experiment state; the client is rebuilt on use.
+        return {**self.__dict__, "_client": None}
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(self.uri)
+        return self._client
+
+    def run_id(self, trial) -> str:
+        if trial.trial_id in self._runs:
+            return self._runs[trial.trial_id]
+        query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.trial_id = '{trial.trial_id}'"
+        found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            cfg, arm, seed = self.resolver.resolve(trial.config)
+            name = f"{self.stage}-{arm}-seed{seed}" if self.stage == "confirm" else f"search-{trial.trial_id}"
+            tags = {PARENT_TAG: self.parent_run_id, "stage": self.stage, "arm": arm, "seed": str(seed),
+                    "trial_id": trial.trial_id, "method": cfg.method}
+            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+            params = [Param(k, _param_value(v)) for k, v in cfg.flat_params().items()]
+            params.append(Param("stage", self.stage))
+            for i in range(0, len(params), 100):
+                self.client.log_batch(run_id, params=params[i:i + 100])
+        self._runs[trial.trial_id] = run_id
+        return run_id
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.run_id(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        step = int(result.get("step", result.get("training_iteration", 0)))
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
+                   if k not in _NOT_METRICS and _is_number(v)]
+        if metrics:
+            self.client.log_batch(self.run_id(trial), metrics=metrics)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.client.set_terminated(self.run_id(trial), status="FINISHED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        run_id = self.run_id(trial)
+        self.client.set_tag(run_id, "error", _error_summary(trial))
+        self.client.set_terminated(run_id, status="FAILED")
+
+
+def _error_summary(trial) -> str:
+    """The last line of the trial's traceback (the exception and its message), as Tune saved it."""
+    path = getattr(trial, "error_file", None) or getattr(getattr(trial, "run_metadata", None), "error_filename", None)
+    text = ""
+    if path and Path(path).is_file():
+        text = Path(path).read_text(errors="replace")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "trial failed (no error file)")[:4000]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _param_value(value: Any) -> str:
+    return str(value)[:6000]

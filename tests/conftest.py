@@ -1,0 +1,38 @@
+"""Shared fixtures: the smoke profile's model and data, built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainables.config import TrainConfig
+from trainables.data import load_raw, tokenize_cached
+from trainables.smoke_assets import build_smoke_data, build_smoke_model
+from trainables.tasks import get_task
+
+
+@pytest.fixture(scope="session")
+def smoke_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("smoke-assets")
+
+
+@pytest.fixture(scope="session")
+def smoke_model(smoke_root) -> str:
+    return str(build_smoke_model(smoke_root))
+
+
+@pytest.fixture(scope="session")
+def xnli_tokenized(smoke_root, smoke_model) -> str:
+    task = get_task("xnli")
+    raw = load_raw(task, str(build_smoke_data(task, smoke_root)))
+    return str(tokenize_cached(raw, task, smoke_model, 64, smoke_root / "cache"))
+
+
+@pytest.fixture
+def smoke_train_config(smoke_model, xnli_tokenized) -> TrainConfig:
+    """A few hundred steps of the tiny model on generated XNLI: seconds on a CPU."""
+    return TrainConfig(task="xnli", model=smoke_model, tokenized_path=xnli_tokenized,
+                       languages=get_task("xnli").languages, seed=1, learning_rate=1e-3,
+                       num_train_epochs=2.0, per_device_batch_size=32, grad_accum_steps=1, max_length=64,
+                       eval_every_steps=25, eval_batch_size=256)

@@ -1,0 +1,131 @@
+"""Bad input gets one line on stderr and exit code 2, before Ray starts; --list and --dry-run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator import cli
+from orchestrator.sweep import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "orchestrator.sweep", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def exit_code_and_stderr(capsys, *args: str) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    return exc.value.code, capsys.readouterr().err
+
+
+def test_list_prints_one_line_per_experiment(capsys):
+    assert main(["--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    names = [line.split()[0] for line in lines]
+    assert names == ["baseline_xnli", "baseline_pawsx"]
+    assert "baseline_tuned" in lines[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["no_such_experiment"], "unknown experiment 'no_such_experiment'"),
+    (["baseline_xnli", "--seeds", "0"], "--seeds"),
+    (["baseline_xnli", "--seeds", "1,1"], "seeds repeat"),
+    (["baseline_xnli", "--gpus-per-trial", "-1"], "--gpus-per-trial"),
+    (["baseline_xnli", "--workers-per-trial", "0"], "--workers-per-trial"),
+    (["baseline_xnli", "--profile", "huge"], "--profile"),
+    (["baseline_xnli", "--stages", "search,train"], "stages are search, confirm"),
+    (["baseline_xnli", "--set", "learning_rate=-1"], "learning_rate must be > 0"),
+    (["baseline_xnli", "--set", "num_train_epochs=abc"], "num_train_epochs must be of type float"),
+    (["baseline_xnli", "--set", "no_such_setting=1"], "--set no_such_setting: not a setting of baseline_xnli"),
+    (["baseline_xnli", "--set", "seed=3"], "--set seed: not a setting"),
+    (["baseline_xnli", "--space", "no_such_knob=uniform(0,1)"], "method 'baseline' has no setting 'no_such_knob'"),
+    (["baseline_xnli", "--space", "learning_rate=uniform(1,0)"], "low must be below high"),
+    (["baseline_xnli", "--space", "learning_rate=normal(0,1)"], "is not a dimension"),
+    (["baseline_xnli", "--select-on", "fr-dev"], "--select-on"),
+    ([], "name an experiment"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, args, expected):
+    code, err = exit_code_and_stderr(capsys, *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert expected in err
+
+
+def test_set_fixes_a_setting_and_removes_it_from_the_space():
+    cfg = cli.parse(["baseline_xnli", "--set", "learning_rate=3e-5", "--seeds", "1,7"])
+    assert cfg.train_overrides == {"learning_rate": 3e-5}
+    assert "learning_rate" not in cfg.space and "warmup_ratio" in cfg.space
+    assert cfg.seeds == (1, 7)
+
+
+def test_dry_run_shows_the_paper_protocol(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["baseline_xnli", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "bert-base-multilingual-cased" in out
+    assert "15 languages (en ar bg de el es fr hi ru sw th tr ur vi zh)" in out
+    assert "hub facebook/xnli" in out
+    assert "search (20 trials, Optuna TPE seed 0, objective dev_acc on en-dev" in out
+    assert "learning_rate=loguniform(5e-06, 5e-05)" in out
+    assert "seeds        1, 2, 3, 4, 5" in out
+    assert "trials       20 search + 10 confirm = 30" in out
+    assert "lr 2e-05, batch 8 x accumulation 4" in out and "5 epochs, max length 128" in out
+    assert not (tmp_path / "sweeps").exists() and not (tmp_path / "mlflow.db").exists(), "dry run ran something"
+
+
+def test_dry_run_of_smoke_profile(capsys):
+    assert main(["baseline_pawsx", "--profile", "smoke", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "7 languages (en de es fr ja ko zh)" in out
+    assert "trials       2 search + 6 confirm = 8" in out
+    assert "learning_rate=loguniform(0.0003, 0.003)" in out
+
+
+def test_paper_profile_offline_fails_fast_with_one_line(tmp_path):
+    """No local model and an unreachable hub: one line naming what is missing and the flag."""
+    started = time.monotonic()
+    proc = run_cli("baseline_xnli", cwd=tmp_path, timeout=60)
+    elapsed = time.monotonic() - started
+    if proc.returncode == 0:
+        pytest.skip("the hub is reachable from this machine")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "bert-base-multilingual-cased" in lines[0] and "--model" in lines[0]
+    assert elapsed < 30
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_missing_local_data_dir_names_the_flag(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    proc = run_cli("baseline_xnli", "--model", str(model), "--data-dir", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "--data-dir" in lines[0]
+
+
+def test_unreachable_tracking_server_is_one_line(tmp_path):
+    proc = run_cli("baseline_xnli", "--profile", "smoke", "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did not answer" in lines[0], proc.stderr
+
+
+def test_resume_without_a_sweep_is_one_line(tmp_path):
+    proc = run_cli("baseline_xnli", "--profile", "smoke", "--resume", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no unfinished baseline_xnli sweep" in lines[0], proc.stderr

@@ -1,0 +1,247 @@
+"""orchestrator.report on a hand-built Summary whose every cell string is known.
+
+Cell format (see orchestrator.report's docstring): ``mean ± std`` in percent with
+one decimal; best in column bold (``**..**`` / ``<b>..</b>``); ``†`` after it when
+p <= alpha vs the baseline; `` (n=k)`` when fewer seeds than expected; ``–`` for
+no result; a single seed shows only the mean.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.report import (
+    format_cell,
+    legend_lines,
+    render_html,
+    render_markdown,
+    render_text,
+    write_reports,
+)
+from orchestrator.stats import AVG, AVG_EN, Cell, Summary, summarize
+
+NAN = math.nan
+COLUMNS = ["en", "de", AVG, AVG_EN]
+
+
+def cell(mean, std, n, *, best=False, significant=False, p=None) -> Cell:
+    tested = p is not None
+    return Cell(
+        mean=mean,
+        std=std,
+        n=n,
+        t_stat=3.0 if tested else None,
+        p_value=p,
+        n_pairs=n if tested else 0,
+        mean_diff=0.01 if tested else None,
+        significant=significant,
+        best=best,
+    )
+
+
+EMPTY = Cell(NAN, NAN, 0, None, None, 0, None, False, False)
+
+# cell -> expected text (Markdown); comments give the arithmetic (value * 100, one decimal)
+EXPECTED = {
+    ("base", "en"): (cell(0.812, 0.004, 5), "81.2 ± 0.4"),
+    # 0.8149 -> 81.49 -> 81.5; 0.0051 -> 0.51 -> 0.5; best and significant
+    ("salt", "en"): (cell(0.8149, 0.0051, 5, best=True, significant=True, p=0.01), "**81.5 ± 0.5**†"),
+    ("base", "de"): (cell(0.734, 0.005, 5, best=True), "**73.4 ± 0.5**"),
+    # 4 of 5 seeds, significant, not best
+    ("salt", "de"): (cell(0.70, 0.012, 4, significant=True, p=0.03), "70.0 ± 1.2† (n=4)"),
+    # one seed: std undefined -> mean only
+    ("base", AVG): (cell(0.60, NAN, 1), "60.0 (n=1)"),
+    ("salt", AVG): (cell(0.655, 0.0, 4, best=True, p=0.2), "**65.5 ± 0.0** (n=4)"),
+    ("base", AVG_EN): (cell(0.70, 0.01, 5), "70.0 ± 1.0"),
+    # 0.7351 -> 73.51 -> 73.5; 0.0123 -> 1.23 -> 1.2
+    ("salt", AVG_EN): (cell(0.7351, 0.0123, 4, best=True, significant=True, p=0.04), "**73.5 ± 1.2**† (n=4)"),
+    **{("ghost", column): (EMPTY, "–") for column in COLUMNS},
+}
+
+LEGEND = [
+    "accuracy (%): mean ± std over 5 seeds (seeds: 1, 2, 3, 4, 5); † paired t-test vs base p <= 0.05; bold = best",
+    "avg = macro average over the target languages (without en); avg+en = macro average over all languages",
+    "missing seeds: salt: 4; ghost: 1, 2, 3, 4, 5",
+]
+
+
+@pytest.fixture
+def summary() -> Summary:
+    return Summary(
+        arms=["base", "salt", "ghost"],
+        columns=COLUMNS,
+        baseline_arm="base",
+        alpha=0.05,
+        cells={key: value[0] for key, value in EXPECTED.items()},
+        expected_seeds=[1, 2, 3, 4, 5],
+        source_language="en",
+        seeds_by_arm={"base": [1, 2, 3, 4, 5], "salt": [1, 2, 3, 5], "ghost": []},
+    )
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """Table lines split into stripped cells (the legend and title are skipped)."""
+    return [[part.strip() for part in line.strip()[1:-1].split(" | ")] for line in text.splitlines() if line.startswith("|")]
+
+
+def computed_summary() -> Summary:
+    """A Summary from summarize(): full-precision floats such as 0.71666... for the CSV round trip."""
+    values = {
+        "base": {1: (0.80, 0.70, 0.60), 2: (0.82, 0.72, 0.62), 3: (0.84, 0.71, 0.64)},
+        "salt": {1: (0.81, 0.73, 0.66), 2: (0.83, 0.77, 0.60)},
+    }
+    rows = [
+        {"arm": arm, "seed": seed, "language": language, "value": value}
+        for arm, seeds in values.items()
+        for seed, per_language in seeds.items()
+        for language, value in zip(["en", "de", "fr"], per_language)
+    ]
+    return summarize(pd.DataFrame(rows), arms=["base", "salt"], languages=["en", "de", "fr"], baseline_arm="base")
+
+
+# --------------------------------------------------------------------------- cells
+
+
+@pytest.mark.parametrize("key", list(EXPECTED))
+def test_format_cell_markdown(key: tuple[str, str]) -> None:
+    value, expected = EXPECTED[key]
+    assert format_cell(value, expected_n=5) == expected
+
+
+def test_format_cell_html_uses_b() -> None:
+    value, _ = EXPECTED[("salt", AVG_EN)]
+    assert format_cell(value, expected_n=5, html_markup=True) == "<b>73.5 ± 1.2</b>† (n=4)"
+
+
+def test_full_seed_count_shows_no_n() -> None:
+    value, _ = EXPECTED[("salt", "de")]
+    assert format_cell(value, expected_n=4) == "70.0 ± 1.2†"
+
+
+# --------------------------------------------------------------------------- markdown / text
+
+
+def test_markdown_table_cells(summary: Summary) -> None:
+    rows = markdown_rows(render_markdown(summary))
+    header, rule, body = rows[0], rows[1], rows[2:]
+    assert header == ["arm", "en", "de", "avg", "avg+en"]
+    assert rule[0].startswith(":") and all(part.endswith(":") for part in rule[1:])
+    assert [row[0] for row in body] == ["base", "salt", "ghost"]
+    for row in body:
+        arm = row[0]
+        assert row[1:] == [EXPECTED[(arm, column)][1] for column in COLUMNS]
+    assert body[1] == ["salt", "**81.5 ± 0.5**†", "70.0 ± 1.2† (n=4)", "**65.5 ± 0.0** (n=4)", "**73.5 ± 1.2**† (n=4)"]
+
+
+def test_markdown_title_and_legend(summary: Summary) -> None:
+    text = render_markdown(summary, title="XNLI test")
+    assert text.startswith("## XNLI test\n\n| arm")
+    assert text.endswith("\n\n" + "\n\n".join(LEGEND) + "\n")
+
+
+def test_legend_lines(summary: Summary) -> None:
+    assert legend_lines(summary) == LEGEND
+    assert legend_lines(summary, metric_label="F1")[0].startswith("F1 (%): mean ± std over 5 seeds")
+
+
+def test_legend_without_missing_seeds() -> None:
+    lines = legend_lines(computed_summary())
+    assert lines[0] == (
+        "accuracy (%): mean ± std over 3 seeds (seeds: 1, 2, 3); † paired t-test vs base p <= 0.05; bold = best"
+    )
+    assert lines[-1] == "missing seeds: salt: 3"
+    complete = Summary(["a"], ["en"], "a", 0.05, {("a", "en"): cell(0.5, 0.1, 2)}, [1, 2], "en", {"a": [1, 2]})
+    assert len(legend_lines(complete)) == 2
+
+
+def test_markdown_escapes_pipes_in_arm_names() -> None:
+    summary = Summary(["x|y"], ["en"], "x|y", 0.05, {("x|y", "en"): cell(0.5, 0.1, 2)}, [1, 2], "en", {"x|y": [1, 2]})
+    assert "| x\\|y |" in render_markdown(summary)
+
+
+def test_text_has_plain_title_table_and_legend(summary: Summary) -> None:
+    text = render_text(summary, title="XNLI")
+    lines = text.splitlines()
+    assert lines[:2] == ["XNLI", "===="]
+    assert markdown_rows(text) == markdown_rows(render_markdown(summary))
+    assert lines[-3:] == LEGEND
+    # aligned: every table line has the same width
+    assert len({len(line) for line in lines if line.startswith("|")}) == 1
+
+
+# --------------------------------------------------------------------------- html
+
+
+def test_html_is_standalone_with_bold_best_and_dagger(summary: Summary) -> None:
+    page = render_html(summary, title="XNLI")
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.rstrip().endswith("</html>")
+    assert '<meta charset="utf-8">' in page
+    assert "<h1>XNLI</h1>" in page
+    assert "<th>avg+en</th>" in page
+    assert "<td><b>81.5 ± 0.5</b>†</td>" in page
+    assert "<td><b>73.4 ± 0.5</b></td>" in page
+    assert "<td>70.0 ± 1.2† (n=4)</td>" in page
+    assert "<td>–</td>" in page
+    assert "**" not in page
+    for line in LEGEND:  # escaped: "p <= 0.05" becomes "p &lt;= 0.05"
+        assert f'<p class="legend">{html.escape(line)}</p>' in page
+    assert "p &lt;= 0.05" in page
+
+
+def test_html_escapes_text(summary: Summary) -> None:
+    arm = "salt<k=2> & co"
+    cells = {(arm if a == "salt" else a, c): v for (a, c), v in summary.cells.items()}
+    odd = Summary(
+        ["base", arm, "ghost"], COLUMNS, "base", 0.05, cells, [1, 2, 3, 4, 5], "en",
+        {"base": [1, 2, 3, 4, 5], arm: [1, 2, 3, 5], "ghost": []},
+    )
+    page = render_html(odd, title="XNLI <dev> & test")
+    assert "<td>salt&lt;k=2&gt; &amp; co</td>" in page
+    assert "<title>XNLI &lt;dev&gt; &amp; test</title>" in page
+    assert "<h1>XNLI &lt;dev&gt; &amp; test</h1>" in page
+    assert "missing seeds: salt&lt;k=2&gt; &amp; co: 4" in page
+    assert "<k=2>" not in page and "<dev>" not in page
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_write_reports_writes_exactly_four_files(summary: Summary, tmp_path: Path) -> None:
+    out_dir = tmp_path / "nested" / "report"
+    paths = write_reports(summary, out_dir, title="XNLI", metric_label="accuracy")
+    assert list(paths) == ["results.md", "results.csv", "results.html", "ttest.csv"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["results.csv", "results.html", "results.md", "ttest.csv"]
+    assert all(path == out_dir / name for name, path in paths.items())
+    assert paths["results.md"].read_text(encoding="utf-8") == render_markdown(summary, title="XNLI")
+    assert paths["results.html"].read_text(encoding="utf-8") == render_html(summary, title="XNLI")
+
+
+@pytest.mark.parametrize("make", [computed_summary, None], ids=["computed", "hand-built"])
+def test_csv_round_trip(make, summary: Summary, tmp_path: Path) -> None:
+    source = make() if make else summary
+    paths = write_reports(source, tmp_path)
+    results = pd.read_csv(paths["results.csv"])
+    ttests = pd.read_csv(paths["ttest.csv"])
+    pd.testing.assert_frame_equal(results, source.to_frame(), check_exact=True)
+    pd.testing.assert_frame_equal(ttests, source.ttests(), check_exact=True)
+
+
+def test_csv_keeps_fractions_at_full_precision(tmp_path: Path) -> None:
+    source = computed_summary()
+    results = pd.read_csv(write_reports(source, tmp_path)["results.csv"])
+    row = results[(results["arm"] == "base") & (results["column"] == AVG_EN)].iloc[0]
+    # base avg_en per seed .70 .72 .73 -> 2.15 / 3, a fraction, not the rounded 71.7
+    assert row["mean"] == source.cell("base", AVG_EN).mean
+    assert row["mean"] == pytest.approx(2.15 / 3, abs=1e-12)
+    # salt de vs base on seeds 1, 2: d = .03 .05 -> t = .04 / (sqrt(.0002) / sqrt(2)) = 4
+    tests = pd.read_csv(tmp_path / "ttest.csv")
+    t_row = tests[(tests["arm"] == "salt") & (tests["column"] == "de")].iloc[0]
+    assert t_row["t_stat"] == pytest.approx(4.0, rel=1e-9)
+    assert t_row["n_pairs"] == 2
+    assert t_row["baseline"] == "base"

@@ -1,0 +1,138 @@
+"""The smoke sweep through the real CLI, with real Ray, Optuna and MLflow (no mocks).
+
+Each test runs ``python -m orchestrator.sweep`` in a subprocess in an empty directory and then
+reads what a researcher would open: ``./mlflow.db`` and the parent run's artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from trainables.tasks import get_task
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sweep_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator.sweep", *args]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+
+
+def runs_of(workdir: Path, experiment: str):
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("stage") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("stage") in ("search", "confirm")]
+    return client, parents, children
+
+
+def test_smoke_sweep_end_to_end(tmp_path):
+    started = time.monotonic()
+    proc = subprocess.run(sweep_command("baseline_xnli", "--profile", "smoke"), cwd=tmp_path, env=env(),
+                          capture_output=True, text=True, timeout=600)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "baseline_xnli: test accuracy per language" in proc.stdout
+    assert "| baseline_tuned |" in proc.stdout.replace("  ", " ") or "baseline_tuned" in proc.stdout
+    print(f"smoke sweep took {elapsed:.0f} s")
+
+    task = get_task("xnli")
+    client, parents, children = runs_of(tmp_path, "baseline_xnli")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    stages = Counter(c.data.tags["stage"] for c in children)
+    assert stages == {"search": 2, "confirm": 6}
+
+    # Confirm runs: every arm on the same seeds, each once.
+    confirm = [c for c in children if c.data.tags["stage"] == "confirm"]
+    pairs = sorted((c.data.tags["arm"], int(c.data.tags["seed"])) for c in confirm)
+    assert pairs == [(arm, seed) for arm in ("baseline", "baseline_tuned") for seed in (1, 2, 3)]
+    for child in children:
+        tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
+        assert child.info.status == "FINISHED"
+        assert {"stage", "arm", "seed", "trial_id"} <= set(tags)
+        assert params["seed"] == tags["seed"] and params["method"] == "baseline"
+        assert {"learning_rate", "warmup_ratio", "num_train_epochs", "per_device_batch_size", "model"} <= set(params)
+        expected = {"dev_acc", "test_acc_avg", "test_acc_avg_en"} | {f"test_acc_{lang}" for lang in task.languages}
+        assert expected <= set(metrics), expected - set(metrics)
+        targets = [metrics[f"test_acc_{lang}"] for lang in task.target_languages]
+        assert metrics["test_acc_avg"] == pytest.approx(np.mean(targets))
+        curve = client.get_metric_history(child.info.run_id, "train_loss")
+        assert len(curve) >= 3 and sorted(m.step for m in curve) == [m.step for m in sorted(curve, key=lambda m: m.step)]
+
+    # The baseline arm runs the paper defaults; the tuned arm the search's best learning rate.
+    best_lr = float(parent.data.params["best.learning_rate"])
+    for child in confirm:
+        lr = float(child.data.params["learning_rate"])
+        assert lr == pytest.approx(1e-3 if child.data.tags["arm"] == "baseline" else best_lr)
+
+    # The parent's artifacts, and the table's numbers recomputed from the child runs.
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"results.md", "results.csv", "results.html", "ttest.csv", "best_config.json"} <= artifacts
+    local = Path(client.download_artifacts(parent.info.run_id, "results.csv", str(tmp_path)))
+    table = pd.read_csv(local)
+    for arm in ("baseline", "baseline_tuned"):
+        values = [c.data.metrics["test_acc_avg"] for c in confirm if c.data.tags["arm"] == arm]
+        row = table[(table.arm == arm) & (table.column == "avg")].iloc[0]
+        assert row["mean"] == pytest.approx(np.mean(values)) and row["n"] == 3
+        assert row["std"] == pytest.approx(np.std(values, ddof=1))
+    ttest = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "ttest.csv", str(tmp_path))))
+    assert set(ttest.arm) == {"baseline_tuned"} and set(ttest.baseline) == {"baseline"}
+    assert len(ttest) == len(task.languages) + 2
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+    """Ctrl-C mid-confirm leaves a resumable state; --resume finishes it with each trial once."""
+    args = ("baseline_pawsx", "--profile", "smoke", "--num-samples", "0", "--seeds", "1,2")
+    proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    finished_before: list[tuple[str, str, int]] = []
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(2)
+        if not (tmp_path / "mlflow.db").exists():
+            continue
+        try:
+            _, _, children = runs_of(tmp_path, "baseline_pawsx")
+        except Exception:  # the store is being created
+            continue
+        finished_before = [(c.info.run_id, c.data.tags["arm"], c.info.end_time) for c in children
+                           if c.info.status == "FINISHED"]
+        if finished_before:
+            break
+    assert finished_before, "no trial finished in time"
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130, output[-3000:]
+    assert "--resume" in output
+
+    resumed = subprocess.run(sweep_command(*args, "--resume"), cwd=tmp_path, env=env(), capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    client, parents, children = runs_of(tmp_path, "baseline_pawsx")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    pairs = Counter((c.data.tags["arm"], c.data.tags["seed"]) for c in children)
+    assert pairs == {(arm, seed): 1 for arm in ("baseline", "baseline_tuned") for seed in ("1", "2")}
+    assert all(c.info.status == "FINISHED" for c in children)
+    by_id = {c.info.run_id: c for c in children}
+    for run_id, _arm, end_time in finished_before:  # not rerun: same run, same end
+        assert by_id[run_id].info.end_time == end_time
+    assert len(list((tmp_path / "sweeps" / "baseline_pawsx").glob("*/sweep.json"))) == 1

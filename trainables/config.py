@@ -1,0 +1,123 @@
+"""Typed configuration of one training run: the single object a Ray Train worker receives.
+
+A trial's whole configuration is a ``TrainConfig``. It crosses process boundaries as a plain
+dict (``to_dict`` / ``from_dict``), is logged whole as MLflow params, and is validated once,
+at the edge (``validate``), so that a bad value fails in the sweep driver with one line rather
+than inside a Ray worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SELECT_ON = ("en-dev", "multilingual-dev")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the run cannot use. The message is one line for the user."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one fine-tuning run (one trial, one seed).
+
+    Defaults are the xtreme reference settings for XNLI / PAWS-X with mBERT
+    (``scripts/train_xnli.sh``): lr 2e-5, batch 8 x accumulation 4, 5 epochs, max length 128,
+    no warmup, no weight decay, selection on English dev every 200 steps.
+    """
+
+    # What to train on (filled in by the sweep's prepare step).
+    task: str = "xnli"
+    method: str = "baseline"
+    model: str = "bert-base-multilingual-cased"
+    tokenized_path: str = ""
+    languages: tuple[str, ...] = ()
+    # Optimisation.
+    seed: int = 42
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    num_train_epochs: float = 5.0
+    max_steps: int = -1
+    per_device_batch_size: int = 8
+    grad_accum_steps: int = 4
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    # Speed: bf16 autocast where the GPU supports it; length-grouped batches.
+    bf16: bool = True
+    group_by_length: bool = True
+    # Same seed -> same metrics on the same GPU (deterministic kernels); CPU runs always are.
+    deterministic: bool = True
+    # Selection and evaluation.
+    select_on: str = "en-dev"
+    eval_every_steps: int = 200
+    eval_batch_size: int = 128
+    # The method's own knobs, validated by the method's parameter dataclass.
+    method_params: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> "TrainConfig":
+        """Check values a worker could not recover from; raise ``ConfigError`` (one line)."""
+        positive = ("learning_rate", "per_device_batch_size", "grad_accum_steps", "max_length",
+                    "eval_every_steps", "eval_batch_size")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.num_train_epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError("set num_train_epochs > 0 or max_steps > 0")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.select_on not in SELECT_ON:
+            raise ConfigError(f"select_on must be one of {', '.join(SELECT_ON)}, got {self.select_on!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["languages"] = list(self.languages)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
+        values = dict(values)
+        if "languages" in values:
+            values["languages"] = tuple(values["languages"])
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with ``changes``; keys that are not fields go to ``method_params``."""
+        known = {f.name for f in dataclasses.fields(self)}
+        fields_changes = {k: v for k, v in changes.items() if k in known}
+        method_changes = {k: v for k, v in changes.items() if k not in known}
+        out = dataclasses.replace(self, **fields_changes)
+        if method_changes:
+            out.method_params = {**self.method_params, **method_changes}
+        return out
+
+    def flat_params(self) -> dict[str, Any]:
+        """The whole configuration flattened for MLflow params (``method.<knob>`` for knobs)."""
+        out = {k: v for k, v in self.to_dict().items() if k != "method_params"}
+        out["languages"] = ",".join(self.languages)
+        for key, value in sorted(self.method_params.items()):
+            out[f"method.{key}"] = value
+        return out
+
+
+def field_names() -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+# Fields the sweep fills in itself (from the experiment, profile, arm and seed); a user cannot
+# --set or search them.
+SWEEP_OWNED = frozenset({"task", "method", "model", "tokenized_path", "languages", "seed", "method_params"})
+
+
+def user_settings() -> frozenset[str]:
+    """Training settings a user may fix with --set or search with --space."""
+    return field_names() - SWEEP_OWNED

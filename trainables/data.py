@@ -1,0 +1,611 @@
+"""Task data: find it (hub, or a local copy in one of several layouts), normalise it, tokenise it once.
+
+Every source ends up in the same shape — a ``DatasetDict`` with ``train_<source>`` plus
+``validation_<lang>`` / ``test_<lang>``, columns ``task.text_fields + (task.label_field,)``,
+labels as ``ClassLabel(task.label_names)`` — so nothing downstream knows where the data came
+from. Tokenised data is cached on disk by *content*, so every trial of a sweep (and every
+sweep on the same data and tokenizer) shares one copy.
+
+Local layouts understood by ``--data-dir DIR`` (looked for in ``DIR/<task>/`` first, then ``DIR``):
+
+* ``saved``: ``<lang>/`` is a ``DatasetDict.save_to_disk`` folder (splits train/validation/test);
+* ``hub-parquet``: the hub's parquet snapshot, ``<lang>/<split>-00000-of-00001.parquet``
+  (or the parquet-converter branch's ``<lang>/<split>/0000.parquet``);
+* ``xnli-original``: ``XNLI-1.0/xnli.{dev,test}.tsv`` plus English train from
+  ``multinli_1.0/multinli_1.0_train.jsonl`` (or ``XNLI-MT-1.0/multinli/multinli.train.en.tsv``);
+* ``pawsx-original``: ``x-final/<lang>/{train,translated_train,dev_2k,test_2k}.tsv``;
+* ``xtreme``: XTREME's download, ``train-en.tsv``, ``dev-<lang>.tsv``, ``test-<lang>.tsv``;
+* ``plain``: ``<lang>/{train,validation|dev,test}.{parquet,jsonl,json,csv,tsv}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import glob
+import hashlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import huggingface_hub
+import pyarrow as pa
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+
+from trainables.tasks import TaskSpec, split_key
+
+SPLITS = ("train", "validation", "test")
+EVAL_SPLITS = ("validation", "test")
+TOKENIZED_FORMAT_VERSION = "xlt-tokenized-v1"
+_LABEL_ALIASES = {"contradictory": "contradiction"}  # XNLI-MT / older XTREME train files
+_TSV = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}  # raw TSV releases: sentences contain quotes
+_TOKENIZER_FILE_PREFIXES = ("tokenizer", "special_tokens_map", "added_tokens", "vocab", "merges", "spiece", "sentencepiece")
+_PLAIN_EXTENSIONS = ("parquet", "jsonl", "json", "csv", "tsv")
+_SPLIT_STEMS = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
+
+
+class DataUnavailable(Exception):
+    """The task's data cannot be had here; the message (one line) says what is missing and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+# --------------------------------------------------------------------------------------------
+# Where each (split, language) part lives
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Source:
+    """One (split, language) part of a local copy: which files, and how to turn them into task columns."""
+
+    kind: str  # "disk" (a saved Dataset folder), or a datasets packaged builder: parquet / json / csv
+    files: tuple[Path, ...]  # everything that must exist; for "disk", files[0] is the split folder
+    options: dict[str, Any] = field(default_factory=dict)  # extra load_dataset kwargs (csv parsing)
+    rename: dict[str, str] = field(default_factory=dict)  # source column -> task column
+    language: str | None = None  # keep only these rows (XNLI-1.0 keeps all languages in one file)
+    problem: str | None = None  # set when the files exist but cannot serve (e.g. no labels)
+
+    def missing(self) -> list[Path]:
+        return [path for path in self.files if not path.exists()]
+
+
+def _string_features(columns: Sequence[str]) -> Features:
+    """Read every CSV column as text: pandas would otherwise turn a sentence like "42" into an int."""
+    return Features({column: Value("string") for column in columns})
+
+
+def _tsv_options(columns: Sequence[str], **extra: Any) -> dict[str, Any]:
+    return {**_TSV, "usecols": list(columns), "features": _string_features(columns), "na_filter": False, **extra}
+
+
+def _first_existing(candidates: Sequence[Path]) -> Path:
+    """The first candidate that exists, else the first one (so the error names the preferred file)."""
+    return next((path for path in candidates if path.exists()), candidates[0])
+
+
+def _locate_saved(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
+    return _Source("disk", (root / lang / split, root / lang / "dataset_dict.json"))
+
+
+def _locate_hub_parquet(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
+    shards = sorted(glob.glob(str(root / lang / f"{split}-*.parquet")))
+    shards = shards or sorted(glob.glob(str(root / lang / split / "*.parquet")))
+    files = tuple(Path(shard) for shard in shards) or (root / lang / f"{split}-00000-of-00001.parquet",)
+    return _Source("parquet", files)
+
+
+def _locate_plain(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
+    columns = [*task.text_fields, task.label_field]
+    for stem in _SPLIT_STEMS[split]:
+        for ext in _PLAIN_EXTENSIONS:
+            path = root / lang / f"{stem}.{ext}"
+            if not path.exists():
+                continue
+            if ext == "tsv":
+                return _Source("csv", (path,), _tsv_options(columns))
+            if ext == "csv":
+                return _Source("csv", (path,), {"usecols": columns, "features": _string_features(columns), "na_filter": False})
+            return _Source("json" if ext in ("json", "jsonl") else "parquet", (path,))
+    return _Source("json", (root / lang / f"{split}.{{{','.join(_PLAIN_EXTENSIONS)}}}",))
+
+
+def _locate_xnli_original(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
+    premise, hypothesis = task.text_fields
+    if split != "train":
+        base = root / "XNLI-1.0" if (root / "XNLI-1.0").is_dir() else root
+        path = base / ("xnli.dev.tsv" if split == "validation" else "xnli.test.tsv")
+        rename = {"sentence1": premise, "sentence2": hypothesis, "gold_label": task.label_field}
+        return _Source("csv", (path,), _tsv_options(["language", "gold_label", "sentence1", "sentence2"]), rename, lang)
+    train = _first_existing(
+        [
+            root / "multinli_1.0" / "multinli_1.0_train.jsonl",
+            root / "multinli_1.0_train.jsonl",
+            root / "XNLI-MT-1.0" / "multinli" / f"multinli.train.{lang}.tsv",
+        ]
+    )
+    if train.suffix == ".tsv":  # XNLI-MT: header "premise hypo label", labels say "contradictory"
+        rename = {"premise": premise, "hypo": hypothesis, "label": task.label_field}
+        return _Source("csv", (train,), _tsv_options(["premise", "hypo", "label"]), rename)
+    rename = {"sentence1": premise, "sentence2": hypothesis, "gold_label": task.label_field}
+    return _Source("json", (train,), {}, rename)
+
+
+def _locate_pawsx_original(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
+    base = root / "x-final" if (root / "x-final").is_dir() else root
+    if split == "train":
+        name = "train.tsv" if lang == task.source_language else "translated_train.tsv"
+    else:
+        name = "dev_2k.tsv" if split == "validation" else "test_2k.tsv"
+    columns = ["sentence1", "sentence2", "label"]
+    rename = dict(zip(columns, [*task.text_fields, task.label_field]))
+    return _Source("csv", (base / lang / name,), _tsv_options(columns), rename)
+
+
+def _locate_xtreme(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
+    prefix = {"train": "train", "validation": "dev", "test": "test"}[split]
+    path = root / f"{prefix}-{lang}.tsv"
+    columns = [*task.text_fields, task.label_field]
+    # XTREME writes these with csv.writer (QUOTE_MINIMAL), so the csv default quoting undoes it exactly.
+    options = {"delimiter": "\t", "header": None, "column_names": columns, "features": _string_features(columns), "na_filter": False}
+    source = _Source("csv", (path,), options)
+    if path.exists() and _tsv_width(path) < len(columns):
+        source.problem = f"{path} has no label column (XTREME's download strips test labels)"
+    return source
+
+
+def _tsv_width(path: Path) -> int:
+    """Number of tab-separated fields on the first line: XTREME's test files have one fewer (no label)."""
+    with open(path, encoding="utf-8") as handle:
+        return len(handle.readline().rstrip("\r\n").split("\t"))
+
+
+def _any_lang_file(root: Path, task: TaskSpec, names: Sequence[str]) -> bool:
+    return any((root / lang / name).exists() for lang in task.languages for name in names)
+
+
+def _detect_saved(root: Path, task: TaskSpec) -> bool:
+    return _any_lang_file(root, task, ["dataset_dict.json"])
+
+
+def _detect_hub_parquet(root: Path, task: TaskSpec) -> bool:
+    return any(glob.glob(str(root / lang / pattern)) for lang in task.languages for pattern in ("*-of-*.parquet", "*/0000.parquet"))
+
+
+def _detect_xnli_original(root: Path, task: TaskSpec) -> bool:
+    return task.name == "xnli" and any(
+        (root / name).exists() for name in ("XNLI-1.0", "xnli.dev.tsv", "xnli.test.tsv", "multinli_1.0", "XNLI-MT-1.0")
+    )
+
+
+def _detect_pawsx_original(root: Path, task: TaskSpec) -> bool:
+    return task.name == "pawsx" and ((root / "x-final").is_dir() or _any_lang_file(root, task, ["dev_2k.tsv", "test_2k.tsv"]))
+
+
+def _detect_xtreme(root: Path, task: TaskSpec) -> bool:
+    return any((root / f"{prefix}-{lang}.tsv").exists() for prefix in ("train", "dev", "test") for lang in task.languages)
+
+
+def _detect_plain(root: Path, task: TaskSpec) -> bool:
+    names = [f"{stem}.{ext}" for stems in _SPLIT_STEMS.values() for stem in stems for ext in _PLAIN_EXTENSIONS]
+    return _any_lang_file(root, task, names)
+
+
+Locator = Callable[[Path, TaskSpec, str, str], _Source]
+
+# Order matters: the original PAWS-X folders also hold a train.tsv, which "plain" would accept.
+_LAYOUTS: tuple[tuple[str, Callable[[Path, TaskSpec], bool], Locator], ...] = (
+    ("saved", _detect_saved, _locate_saved),
+    ("hub-parquet", _detect_hub_parquet, _locate_hub_parquet),
+    ("xnli-original", _detect_xnli_original, _locate_xnli_original),
+    ("pawsx-original", _detect_pawsx_original, _locate_pawsx_original),
+    ("xtreme", _detect_xtreme, _locate_xtreme),
+    ("plain", _detect_plain, _locate_plain),
+)
+
+
+def _no_data_hint(task: TaskSpec) -> str:
+    originals = {
+        "xnli": "the original XNLI-1.0 / MultiNLI TSV files",
+        "pawsx": "the original x-final folder",
+    }.get(task.name, "the original release files")
+    return (
+        f"download it elsewhere and pass --data-dir DIR (a saved HF dataset per language, "
+        f"the hub's parquet snapshot, {originals}, or XTREME's download)"
+    )
+
+
+def detect_layout(task: TaskSpec, data_dir: str | Path) -> tuple[str, Path]:
+    """Name and root folder of the layout under ``data_dir`` (``data_dir/<task>/`` is tried first)."""
+    data_dir = Path(data_dir).expanduser()
+    if not data_dir.is_dir():
+        raise DataUnavailable(f"{task.name.upper()} data not found: --data-dir {data_dir} is not a directory; {_no_data_hint(task)}")
+    for root in (data_dir / task.name, data_dir):
+        for name, detect, _ in _LAYOUTS:
+            if root.is_dir() and detect(root, task):
+                return name, root
+    raise DataUnavailable(
+        f"{task.name.upper()} data not found in {data_dir}: no known layout there "
+        f"(e.g. en/dataset_dict.json, en/train-00000-of-00001.parquet, train-en.tsv, en/train.jsonl); {_no_data_hint(task)}"
+    )
+
+
+def _wanted_parts(task: TaskSpec, languages: Sequence[str] | None, eval_splits: Sequence[str]) -> list[tuple[str, str]]:
+    """(split, language) pairs to load: the source language's train (zero-shot) plus evaluation splits."""
+    languages = tuple(task.languages if languages is None else languages)
+    unknown = sorted(set(languages) - set(task.languages)) + sorted(set(eval_splits) - set(EVAL_SPLITS))
+    if unknown:
+        raise ValueError(f"{task.name}: unknown language(s)/split(s) {unknown}; languages are {task.languages}")
+    return [("train", task.source_language)] + [(split, lang) for lang in languages for split in eval_splits]
+
+
+def _plan(
+    task: TaskSpec, data_dir: str | Path, languages: Sequence[str] | None, eval_splits: Sequence[str]
+) -> dict[tuple[str, str], _Source]:
+    """Map every wanted (split, language) to its files, raising if any file is missing (reads nothing big)."""
+    layout, root = detect_layout(task, data_dir)
+    locate = dict((name, loc) for name, _, loc in _LAYOUTS)[layout]
+    plan = {part: locate(root, task, *part) for part in _wanted_parts(task, languages, eval_splits)}
+    problems = [source.problem for source in plan.values() if source.problem]
+    missing = list(dict.fromkeys(str(path) for source in plan.values() for path in source.missing()))
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" (and {len(missing) - 3} more)" if len(missing) > 3 else "")
+        raise DataUnavailable(
+            f"{task.name.upper()} data incomplete in {root} ({layout} layout): missing {shown}; "
+            f"add the missing files or pass --data-dir DIR pointing at a complete copy"
+        )
+    if problems:
+        raise DataUnavailable(
+            f"{task.name.upper()} data unusable in {root} ({layout} layout): {problems[0]}; "
+            f"pass --data-dir DIR with labelled data (the original release files, a saved HF dataset or the hub's parquet snapshot)"
+        )
+    return plan
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and normalising
+# --------------------------------------------------------------------------------------------
+
+
+def _label_lookup(task: TaskSpec) -> dict[str, int]:
+    """Every spelling of a label we accept -> its id (names, numeric strings, known aliases)."""
+    lookup = {name.lower(): index for index, name in enumerate(task.label_names)}
+    lookup.update({str(index): index for index in range(task.num_labels)})
+    lookup.update({alias: lookup[name] for alias, name in _LABEL_ALIASES.items() if name in lookup})
+    return lookup
+
+
+def _clean_batch(
+    batch: dict[str, list], *, text_fields: Sequence[str], label_field: str, lookup: dict[str, int], names: list[str] | None
+) -> dict[str, list]:
+    """Map labels to ids (-1 when unknown, dropped later) and missing texts to "" (PAWS-X has a few)."""
+    out = {name: ["" if text is None else text for text in batch[name]] for name in text_fields}
+    labels = []
+    for value in batch[label_field]:
+        if names is not None and isinstance(value, int) and 0 <= value < len(names):
+            value = names[value]
+        labels.append(lookup.get(str(value).strip().lower(), -1))
+    out[label_field] = labels
+    return out
+
+
+def _keep_language(languages: list[str], *, language: str) -> list[bool]:
+    return [value == language for value in languages]
+
+
+def _known_label(labels: list[int]) -> list[bool]:
+    return [label >= 0 for label in labels]
+
+
+def _normalize(ds: Dataset, task: TaskSpec, source: _Source, origin: str) -> Dataset:
+    """Bring one part to the task's exact columns and ClassLabel, whatever file it came from."""
+    if source.language is not None:
+        ds = ds.filter(_keep_language, input_columns="language", batched=True, keep_in_memory=True, fn_kwargs={"language": source.language})
+    ds = ds.rename_columns({old: new for old, new in source.rename.items() if old in ds.column_names and old != new})
+    wanted = [*task.text_fields, task.label_field]
+    absent = [column for column in wanted if column not in ds.column_names]
+    if absent:
+        raise DataUnavailable(f"{origin} lacks column(s) {absent} (has {ds.column_names}); pass --data-dir DIR with the task's columns {wanted}")
+    ds = ds.select_columns(wanted)
+    label_feature = ds.features[task.label_field]
+    names = list(label_feature.names) if isinstance(label_feature, ClassLabel) else None
+    features = Features({**{name: Value("string") for name in task.text_fields}, task.label_field: Value("int64")})
+    kwargs = {"text_fields": task.text_fields, "label_field": task.label_field, "lookup": _label_lookup(task), "names": names}
+    ds = ds.map(_clean_batch, batched=True, keep_in_memory=True, fn_kwargs=kwargs, features=features)
+    ds = ds.filter(_known_label, input_columns=task.label_field, batched=True, keep_in_memory=True)
+    if len(ds) == 0:
+        raise DataUnavailable(f"{origin}: no rows with a known label {task.label_names}; pass --data-dir DIR with labelled {task.name} data")
+    return ds.cast_column(task.label_field, ClassLabel(names=list(task.label_names)))
+
+
+def _read_local(source: _Source) -> Dataset:
+    if source.kind == "disk":
+        return datasets.load_from_disk(str(source.files[0]))
+    return datasets.load_dataset(source.kind, data_files=[str(path) for path in source.files], split="train", **source.options)
+
+
+def _load_local(
+    task: TaskSpec, data_dir: str | Path, languages: Sequence[str] | None, eval_splits: Sequence[str]
+) -> DatasetDict:
+    parts = {}
+    for (split, lang), source in _plan(task, data_dir, languages, eval_splits).items():
+        origin = f"{source.files[0]}" + (f" [language={lang}]" if source.language else "")
+        parts[split_key(_task_split(task, split), lang)] = _normalize(_read_local(source), task, source, origin)
+    return DatasetDict(parts)
+
+
+def _task_split(task: TaskSpec, split: str) -> str:
+    """The task's own name for a canonical split (the hub's, and the key in our DatasetDicts)."""
+    return {"train": task.train_split, "validation": task.dev_split, "test": task.test_split}[split]
+
+
+# --------------------------------------------------------------------------------------------
+# The hub
+# --------------------------------------------------------------------------------------------
+
+
+def _probe_hub(hub_id: str, timeout_s: float) -> str | None:
+    """None when the hub answers for ``hub_id`` within ``timeout_s``, else a short reason.
+
+    Runs in a daemon thread with a hard deadline: a DNS lookup is not covered by HTTP timeouts
+    and can hang far longer than the caller is willing to wait.
+    """
+    outcome: dict[str, str | None] = {}
+
+    def probe() -> None:
+        try:
+            huggingface_hub.HfApi().dataset_info(hub_id, timeout=timeout_s)
+            outcome["error"] = None
+        except Exception as error:  # noqa: BLE001 - any failure means "not usable from here"
+            outcome["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:160]
+
+    thread = threading.Thread(target=probe, name=f"hub-probe-{hub_id}", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 1.0)
+    return outcome.get("error", f"no answer within {timeout_s:g} s")
+
+
+def _hub_cached_languages(task: TaskSpec, languages: Sequence[str]) -> list[str]:
+    """Languages whose hub config is in the local datasets cache (prepared) or hub cache (snapshot files)."""
+    namespace, _, name = task.hub_id.rpartition("/")
+    dataset_dir = f"{namespace}___{datasets.naming.camelcase_to_snakecase(name)}" if namespace else name
+    datasets_cache = Path(datasets.config.HF_DATASETS_CACHE) / dataset_dir
+    hub_cache = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"datasets--{task.hub_id.replace('/', '--')}" / "snapshots"
+    return [
+        lang
+        for lang in languages
+        if glob.glob(str(datasets_cache / lang / "*" / "*" / "dataset_info.json")) or glob.glob(str(hub_cache / "*" / lang / "*"))
+    ]
+
+
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Make datasets/huggingface_hub go straight to their caches instead of retrying the network for minutes."""
+    saved = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
+
+
+def _hub_message(task: TaskSpec, reason: str) -> str:
+    return (
+        f"{task.name.upper()} data not found: the hub ({task.hub_id}) is unreachable ({reason}) and it is not "
+        f"in the local datasets cache; {_no_data_hint(task)}"
+    )
+
+
+def _load_hub(task: TaskSpec, languages: Sequence[str] | None, eval_splits: Sequence[str], timeout_s: float) -> DatasetDict:
+    """One ``load_dataset(hub_id, lang)`` per language (XNLI and PAWS-X have one config per language)."""
+    parts = _wanted_parts(task, languages, eval_splits)
+    needed = list(dict.fromkeys(lang for _, lang in parts))
+    reason = _probe_hub(task.hub_id, timeout_s)
+    if reason is not None and len(_hub_cached_languages(task, needed)) < len(needed):
+        raise DataUnavailable(_hub_message(task, reason))
+    out = {}
+    with _hub_offline() if reason is not None else contextlib.nullcontext():
+        for lang in needed:
+            splits = [_task_split(task, split) for split, part_lang in parts if part_lang == lang]
+            try:
+                loaded = datasets.load_dataset(task.hub_id, lang, split=splits)
+            except (OSError, ValueError) as error:
+                raise DataUnavailable(_hub_message(task, f"{type(error).__name__} loading config {lang!r}")) from error
+            for split, ds in zip(splits, loaded):
+                source = _Source("hub", ())
+                out[split_key(split, lang)] = _normalize(ds, task, source, f"{task.hub_id}[{lang}/{split}]")
+    return DatasetDict(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------------
+
+
+def load_raw(
+    task: TaskSpec,
+    data_dir: str | Path | None = None,
+    *,
+    languages: Sequence[str] | None = None,
+    eval_splits: Sequence[str] = EVAL_SPLITS,
+    timeout_s: float = 10.0,
+) -> DatasetDict:
+    """The task's data as ``train_<source>`` + ``<eval split>_<lang>`` for each language (default: all).
+
+    Only the source language's train split is loaded: the methods are zero-shot. ``data_dir``
+    None means the hub (falling back to the local cache when the hub is unreachable).
+    """
+    if data_dir is None:
+        return _load_hub(task, languages, eval_splits, timeout_s)
+    return _load_local(task, data_dir, languages, eval_splits)
+
+
+def check_data_available(
+    task: TaskSpec,
+    data_dir: str | Path | None = None,
+    *,
+    timeout_s: float = 10.0,
+    languages: Sequence[str] | None = None,
+    eval_splits: Sequence[str] = EVAL_SPLITS,
+) -> None:
+    """Fail fast (seconds, before any cluster starts) with a one-line DataUnavailable if load_raw would fail.
+
+    With ``data_dir`` only the layout and file names are checked; without, the local cache is
+    looked at first, then the hub is asked once with a short timeout.
+    """
+    if data_dir is not None:
+        _plan(task, data_dir, languages, eval_splits)
+        return
+    needed = list(dict.fromkeys(lang for _, lang in _wanted_parts(task, languages, eval_splits)))
+    if len(_hub_cached_languages(task, needed)) == len(needed):
+        return
+    reason = _probe_hub(task.hub_id, timeout_s)
+    if reason is not None:
+        raise DataUnavailable(_hub_message(task, reason))
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenisation, cached by content
+# --------------------------------------------------------------------------------------------
+
+
+def _tokenizer_files(tokenizer_dir: Path) -> list[Path]:
+    if not tokenizer_dir.is_dir():
+        raise ValueError(f"tokenizer_dir {tokenizer_dir} is not a local folder; resolve hub ids first (e.g. huggingface_hub.snapshot_download)")
+    files = sorted(path for path in tokenizer_dir.iterdir() if path.is_file() and path.name.startswith(_TOKENIZER_FILE_PREFIXES))
+    if not files:
+        raise ValueError(f"no tokenizer files (tokenizer.json, vocab.txt, ...) in {tokenizer_dir}")
+    return files
+
+
+def dataset_content_hash(ds: Dataset) -> str:
+    """sha256 of a dataset's rows and schema: ``_fingerprint`` depends on cache-file mtimes, so it is not stable across machines."""
+    digest = hashlib.sha256()
+    for batch in ds.with_format("arrow").iter(batch_size=65_536):
+        table = batch.combine_chunks()  # same bytes for the same rows, however the table was chunked
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        digest.update(sink.getvalue())
+    digest.update(str(len(ds)).encode())
+    return digest.hexdigest()
+
+
+def tokenized_cache_key(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int) -> str:
+    """What the tokenised data depends on: tokenizer files, data content, task fields, max_length, code version."""
+    import tokenizers
+    import transformers
+
+    digest = hashlib.sha256()
+    header = [TOKENIZED_FORMAT_VERSION, transformers.__version__, tokenizers.__version__, task.name, *task.text_fields, task.label_field, str(max_length)]
+    digest.update(json.dumps(header).encode())
+    for path in _tokenizer_files(Path(tokenizer_dir)):
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for name in sorted(raw):
+        digest.update(name.encode() + b"\0" + dataset_content_hash(raw[name]).encode())
+    return digest.hexdigest()
+
+
+def _encode_batch(
+    batch: dict[str, list], *, tokenizer: Any, text_fields: Sequence[str], label_field: str, max_length: int
+) -> dict[str, list]:
+    """Tokenise without padding (the collator pads per batch); pairs go in as two texts."""
+    texts = [batch[name] for name in text_fields]
+    encoded = tokenizer(*texts, truncation=True, max_length=max_length)
+    out = {name: encoded[name] for name in ("input_ids", "attention_mask", "token_type_ids") if name in encoded}
+    out["labels"] = batch[label_field]
+    out["length"] = [len(ids) for ids in encoded["input_ids"]]
+    return out
+
+
+def _tokenized_features(tokenizer: Any) -> Features:
+    columns = {"input_ids": List(Value("int32")), "attention_mask": List(Value("int8"))}
+    if "token_type_ids" in tokenizer.model_input_names:
+        columns["token_type_ids"] = List(Value("int8"))
+    return Features({**columns, "labels": Value("int64"), "length": Value("int32")})
+
+
+def _tokenize_splits(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, work_dir: Path, key: str) -> DatasetDict:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    kwargs = {"tokenizer": tokenizer, "text_fields": task.text_fields, "label_field": task.label_field, "max_length": max_length}
+    return DatasetDict(
+        {
+            name: ds.map(
+                _encode_batch,
+                batched=True,
+                fn_kwargs=kwargs,
+                remove_columns=ds.column_names,
+                features=_tokenized_features(tokenizer),
+                cache_file_name=str(work_dir / f"{name}.arrow"),  # bounded memory for XNLI's 393k train rows
+                new_fingerprint=f"{key[:16]}-{name}",  # we already know what this is; skip hashing the tokenizer
+                desc=f"tokenize {name}",
+            )
+            for name, ds in raw.items()
+        }
+    )
+
+
+def tokenize_cached(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, cache_dir: str | Path) -> Path:
+    """Tokenise ``raw`` once per (content, tokenizer, max_length); returns the saved DatasetDict folder.
+
+    The folder appears atomically (saved aside, then renamed), so concurrent sweeps either see a
+    complete cache or none; when two build it at once, the loser's copy is discarded.
+    """
+    key = tokenized_cache_key(raw, task, tokenizer_dir, max_length)
+    target = Path(cache_dir) / "tokenized" / key[:16]
+    if (target / "dataset_dict.json").exists():
+        return target
+    scratch = target.parent / f".tmp-{key[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        (scratch / "work").mkdir(parents=True)
+        tokenized = _tokenize_splits(raw, task, tokenizer_dir, max_length, scratch / "work", key)
+        tokenized.save_to_disk(str(scratch / "data"))
+        meta = {"key": key, "task": task.name, "max_length": max_length, "tokenizer_dir": str(tokenizer_dir), "format": TOKENIZED_FORMAT_VERSION}
+        (scratch / "data" / "xlt_tokenized.json").write_text(json.dumps(meta, indent=1))
+        try:
+            os.replace(scratch / "data", target)
+        except OSError:
+            if not (target / "dataset_dict.json").exists():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def load_tokenized(path: str | Path) -> DatasetDict:
+    """The tokenised DatasetDict written by ``tokenize_cached`` (memory-mapped, not copied)."""
+    return datasets.load_from_disk(str(path))
+
+
+class DynamicPaddingCollator:
+    """Pads a list of tokenised examples to the longest one in the batch (torch tensors).
+
+    A thin wrapper over ``DataCollatorWithPadding`` that drops the ``length`` column, which is
+    only there for length-grouped sampling and would otherwise be batched as a model input.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        from transformers import DataCollatorWithPadding
+
+        self.tokenizer = tokenizer
+        self._pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return self._pad([{name: value for name, value in example.items() if name != "length"} for example in examples])
+
+
+def make_collator(tokenizer_dir: str | Path) -> DynamicPaddingCollator:
+    """The batch collator for data tokenised with the tokenizer in ``tokenizer_dir``."""
+    from transformers import AutoTokenizer
+
+    return DynamicPaddingCollator(AutoTokenizer.from_pretrained(str(tokenizer_dir)))

@@ -1,0 +1,275 @@
+"""The one training loop every method runs in.
+
+It owns what the methods share: seeding, data order, AdamW (fused on CUDA) with a linear
+schedule and warmup, bf16 autocast where the GPU supports it, gradient accumulation, DDP,
+evaluation every N optimizer steps on the selection split, keeping only the best weights, and
+the final test of every language with them. A method (``trainables.methods``) supplies the
+model, the training examples and the loss.
+
+The loop does not import Ray: ``trainables.worker`` runs it inside a Ray Train worker, and
+tests and benchmarks call ``train_and_evaluate`` directly in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict
+from torch.utils.data import DataLoader, RandomSampler, Sampler
+from torch.utils.data.distributed import DistributedSampler
+
+from trainables.config import TrainConfig
+from trainables.data import load_tokenized, make_collator
+from trainables.methods import get_method
+from trainables.methods.base import Method
+from trainables.tasks import TaskSpec, get_task, split_key
+
+Report = Callable[[dict], None]
+MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+
+
+@dataclass
+class DistContext:
+    """Where this process sits in the (possibly distributed) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    prepare_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def local_context() -> DistContext:
+    """A single-process context on the best local device (tests, benchmarks)."""
+    return DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def seed_everything(seed: int, *, deterministic: bool) -> None:
+    """Seed every generator that decides data order, dropout and head initialisation."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic and torch.cuda.is_available():
+        # Same seed -> same metrics on the same GPU: cuBLAS needs a fixed workspace, and ops
+        # without a deterministic kernel warn instead of failing the run.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None = None) -> dict:
+    """Train ``cfg.method`` on ``cfg.task``; return (and report) the final metrics."""
+    ctx = ctx or local_context()
+    task = get_task(cfg.task)
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    method = get_method(cfg.method)(cfg, task)
+    data = load_tokenized(cfg.tokenized_path)
+    collate = make_collator(cfg.model)
+
+    model = method.build_model().to(ctx.device)
+    if ctx.prepare_model is not None:
+        model = ctx.prepare_model(model)
+    train_set = method.train_dataset(data)
+    loader = _train_loader(train_set, cfg, ctx, collate)
+    optimizer = _optimizer(model, cfg, ctx.device)
+    steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum_steps))
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.num_train_epochs * steps_per_epoch)
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    evaluator = Evaluator(method, data, task, cfg, ctx, collate).bind(model)
+    metric = task.metric
+
+    autocast = _autocast(cfg, ctx.device)
+    best_value, best_step, best_state = -math.inf, 0, None
+    step, epoch, micro = 0, 0, 0
+    loss_sum = torch.zeros((), device=ctx.device)
+    loss_count = 0
+    started = time.perf_counter()
+    samples = 0
+    model.train()
+    while step < total_steps:
+        _set_epoch(loader, epoch)
+        for index, batch in enumerate(loader):
+            batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+            last_micro = (index + 1) % cfg.grad_accum_steps == 0 or index + 1 == len(loader)
+            sync = contextlib.nullcontext() if last_micro or not ctx.is_distributed else model.no_sync()
+            with sync:
+                with autocast():
+                    loss = method.training_loss(model, batch)
+                (loss / cfg.grad_accum_steps).backward()
+            loss_sum += loss.detach().float()
+            loss_count += 1
+            samples += batch["input_ids"].shape[0]
+            micro += 1
+            if not last_micro:
+                continue
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if step % cfg.eval_every_steps == 0 or step == total_steps:
+                train_loss = (loss_sum / max(loss_count, 1)).item()
+                if not math.isfinite(train_loss):
+                    raise FloatingPointError(f"training loss became {train_loss} at step {step} "
+                                             f"(lr {cfg.learning_rate:g}); the run cannot recover")
+                loss_sum.zero_()
+                loss_count = 0
+                value = evaluator.selection_score()
+                if value > best_value:
+                    best_value, best_step = value, step
+                    best_state = _cpu_copy(_unwrap(model).state_dict())
+                model.train()
+                report({
+                    "step": step,
+                    "epoch": round(step / steps_per_epoch, 4),
+                    "train_loss": train_loss,
+                    "learning_rate": scheduler.get_last_lr()[0],
+                    f"eval_dev_{metric}": value,
+                    f"dev_{metric}": best_value,
+                })
+            if step >= total_steps:
+                break
+        epoch += 1
+    train_seconds = time.perf_counter() - started
+
+    if best_state is not None:
+        _unwrap(model).load_state_dict(best_state)
+    final = {"step": step, "best_step": best_step, f"dev_{metric}": best_value,
+             "train_samples_per_second": samples * ctx.world_size / max(train_seconds, 1e-9)}
+    final.update(evaluator.test_scores())
+    report(final)
+    return final
+
+
+class Evaluator:
+    """Scores the model on dev (for selection) and test splits, sharded over ranks.
+
+    Examples are batched in length order, so a batch pads to similar lengths; each rank
+    scores every ``world_size``-th batch and the counts are summed over ranks. The unwrapped
+    module is used: DDP's forward would wait for ranks that have fewer batches.
+    """
+
+    def __init__(self, method: Method, data: DatasetDict, task: TaskSpec, cfg: TrainConfig,
+                 ctx: DistContext, collate):
+        self.method, self.data, self.task, self.cfg, self.ctx, self.collate = method, data, task, cfg, ctx, collate
+        self.model: torch.nn.Module | None = None
+        self.autocast = _autocast(cfg, ctx.device)
+        self.languages = list(cfg.languages or task.languages)
+
+    def bind(self, model: torch.nn.Module) -> "Evaluator":
+        self.model = _unwrap(model)
+        return self
+
+    def selection_score(self) -> float:
+        if self.cfg.select_on == "en-dev":
+            return self.score(split_key(self.task.dev_split, self.task.source_language))
+        scores = [self.score(split_key(self.task.dev_split, lang)) for lang in self.languages]
+        return float(np.mean(scores))
+
+    def test_scores(self) -> dict[str, float]:
+        metric = self.task.metric
+        scores = {lang: self.score(split_key(self.task.test_split, lang)) for lang in self.languages}
+        out = {f"test_{metric}_{lang}": value for lang, value in scores.items()}
+        targets = [v for lang, v in scores.items() if lang != self.task.source_language]
+        out[f"test_{metric}_avg"] = float(np.mean(targets)) if targets else float("nan")
+        out[f"test_{metric}_avg_en"] = float(np.mean(list(scores.values())))
+        return out
+
+    @torch.inference_mode()
+    def score(self, split: str) -> float:
+        model = self.model
+        assert model is not None, "Evaluator.bind(model) first"
+        was_training = model.training
+        model.eval()
+        dataset = self.data[split]
+        order = np.argsort(-np.asarray(dataset["length"]), kind="stable")
+        batches = [order[i:i + self.cfg.eval_batch_size] for i in range(0, len(order), self.cfg.eval_batch_size)]
+        counts = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
+        columns = dataset.select_columns(_model_columns(dataset))
+        for indices in batches[self.ctx.rank::self.ctx.world_size]:
+            rows = columns[indices.tolist()]
+            batch = self.collate([dict(zip(rows, values)) for values in zip(*rows.values())])
+            batch = {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
+            with self.autocast():
+                logits = self.method.logits(model, batch)
+            counts[0] += (logits.argmax(-1) == batch["labels"]).sum()
+            counts[1] += batch["labels"].numel()
+        if self.ctx.is_distributed:
+            torch.distributed.all_reduce(counts)
+        model.train(was_training)
+        return float(counts[0] / counts[1]) if counts[1] > 0 else float("nan")
+
+
+def _model_columns(dataset: Dataset) -> list[str]:
+    return [c for c in MODEL_COLUMNS if c in dataset.column_names]
+
+
+def _train_loader(dataset: Dataset, cfg: TrainConfig, ctx: DistContext, collate) -> DataLoader:
+    """Batches of the training set in a seeded order (length-grouped when asked)."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    sampler: Sampler
+    if cfg.group_by_length:
+        from transformers.trainer_pt_utils import DistributedLengthGroupedSampler, LengthGroupedSampler
+
+        lengths = list(dataset["length"])
+        if ctx.is_distributed:
+            sampler = DistributedLengthGroupedSampler(cfg.per_device_batch_size, num_replicas=ctx.world_size,
+                                                      rank=ctx.rank, seed=cfg.seed, lengths=lengths)
+        else:
+            sampler = LengthGroupedSampler(cfg.per_device_batch_size, lengths=lengths, generator=generator)
+    elif ctx.is_distributed:
+        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
+    else:
+        sampler = RandomSampler(dataset, generator=generator)
+    return DataLoader(
+        dataset.select_columns(_model_columns(dataset)),
+        batch_size=cfg.per_device_batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        pin_memory=ctx.device.type == "cuda",
+    )
+
+
+def _set_epoch(loader: DataLoader, epoch: int) -> None:
+    if hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW; biases and LayerNorm weights get no weight decay (as in xtreme and HF Trainer)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type == "cuda")
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of contexts: bf16 autocast on GPUs that support it, full precision elsewhere."""
+    if cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}

@@ -1,0 +1,15 @@
+"""Registry of methods the shared loop can train, by name."""
+
+from __future__ import annotations
+
+from trainables.methods.base import Method
+from trainables.methods.baseline import Baseline
+
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Baseline,)}
+
+
+def get_method(name: str) -> type[Method]:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise KeyError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}") from None

@@ -1,0 +1,68 @@
+"""The small interface a method implements to plug into the shared training loop.
+
+The loop (``trainables.loop``) owns optimisation, precision, distribution, evaluation and
+checkpoint selection. A method says only what differs: which model it trains, which training
+examples it adds, and how a batch becomes a loss. A method file reads top to bottom as the
+paper's recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from datasets import Dataset, DatasetDict
+
+from trainables.config import ConfigError, TrainConfig
+from trainables.tasks import TaskSpec, split_key
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    """A method without knobs of its own."""
+
+
+class Method:
+    """Base class: plain supervised fine-tuning on the source-language training set."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, cfg: TrainConfig, task: TaskSpec):
+        self.cfg = cfg
+        self.task = task
+        self.params = self.parse_params(cfg.method_params)
+
+    @classmethod
+    def parse_params(cls, values: dict[str, Any]) -> Any:
+        """Validate the method's knobs against its ``Params`` dataclass (one-line errors)."""
+        known = {f.name for f in dataclasses.fields(cls.Params)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"method {cls.name!r} has no setting(s) {', '.join(unknown)}"
+                + (f"; its settings are {', '.join(sorted(known))}" if known else "")
+            )
+        return cls.Params(**values)
+
+    @classmethod
+    def param_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls.Params))
+
+    # -- what the loop asks of a method -------------------------------------------------------
+    def build_model(self) -> torch.nn.Module:
+        from trainables.models import load_classifier
+
+        return load_classifier(self.cfg.model, self.task.num_labels, seed=self.cfg.seed)
+
+    def train_dataset(self, data: DatasetDict) -> Dataset:
+        """Training examples: the source-language train split (zero-shot transfer)."""
+        return data[split_key(self.task.train_split, self.task.source_language)]
+
+    def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(**batch).loss
+
+    def logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return model(**inputs).logits
