@@ -51,7 +51,7 @@ SMOKE = Profile(
         "learning_rate": 1e-3,
         "warmup_ratio": 0.0,
     },
-    space={"learning_rate": LogUniform(3e-4, 3e-3)},
+    space={"learning_rate": LogUniform(1e-3, 1e-2)},
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, SMOKE)}

@@ -56,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracking_uri = resolve_tracking_uri(cfg.tracking_uri)
         check_tracking(tracking_uri)
         resumed = find_sweep(cfg.storage_path, cfg.resume, cfg.experiment) if cfg.resume else None
+        if resumed is not None:
+            _check_resume_matches(cfg, SweepState.load(resumed))
         assets = prepare_assets(cfg, task)
     except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume) as exc:
         cli.fail(str(exc))
@@ -139,6 +141,19 @@ def _gpus_per_trial(cfg: SweepConfig, cluster: dict[str, float]) -> float:
 
 def _should_search(cfg: SweepConfig, state: SweepState) -> bool:
     return "search" in cfg.stages and "search" not in state.stages_done and cfg.num_samples > 0 and bool(cfg.space)
+
+
+# Settings that define a sweep's results; resuming with other values would mix two sweeps.
+_RESUME_MUST_MATCH = ("profile", "model", "data_dir", "num_samples", "seeds", "search_seed", "select_on", "space",
+                      "train_overrides")
+
+
+def _check_resume_matches(cfg: SweepConfig, state: SweepState) -> None:
+    now = cfg.to_dict()
+    for key in _RESUME_MUST_MATCH:
+        if key in state.config and state.config[key] != now[key]:
+            raise NoSweepToResume(f"--resume {state.sweep_id}: it was started with {key}={state.config[key]!r}, "
+                                  f"not {now[key]!r}; resume with the flags it was started with")
 
 
 def _open_sweep(cfg: SweepConfig, resumed: Path | None) -> tuple[Path, SweepState]:

@@ -17,33 +17,27 @@ from ray import tune
 
 
 @dataclass(frozen=True)
-class LogUniform:
+class _FloatRange:
     low: float
     high: float
+    kind = ""  # the name the user writes, and Tune's sampler of the same name
 
     def to_tune(self):
-        return tune.loguniform(self.low, self.high)
+        return getattr(tune, self.kind)(self.low, self.high)
 
     def contains(self, value: Any) -> bool:
         return isinstance(value, (int, float)) and self.low <= value <= self.high
 
     def __str__(self) -> str:
-        return f"loguniform({self.low:g}, {self.high:g})"
+        return f"{self.kind}({self.low:g}, {self.high:g})"
 
 
-@dataclass(frozen=True)
-class Uniform:
-    low: float
-    high: float
+class LogUniform(_FloatRange):
+    kind = "loguniform"
 
-    def to_tune(self):
-        return tune.uniform(self.low, self.high)
 
-    def contains(self, value: Any) -> bool:
-        return isinstance(value, (int, float)) and self.low <= value <= self.high
-
-    def __str__(self) -> str:
-        return f"uniform({self.low:g}, {self.high:g})"
+class Uniform(_FloatRange):
+    kind = "uniform"
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def test_dry_run_of_smoke_profile(capsys):
     out = capsys.readouterr().out
     assert "7 languages (en de es fr ja ko zh)" in out
     assert "trials       2 search + 6 confirm = 8" in out
-    assert "learning_rate=loguniform(0.0003, 0.003)" in out
+    assert "learning_rate=loguniform(0.001, 0.01)" in out
 
 
 def test_paper_profile_offline_fails_fast_with_one_line(tmp_path):
@@ -129,3 +129,15 @@ def test_resume_without_a_sweep_is_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no unfinished baseline_xnli sweep" in lines[0], proc.stderr
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    from orchestrator.state import SweepState
+
+    sweep_dir = tmp_path / "sweeps" / "baseline_xnli" / "20260101-000000"
+    cfg = cli.parse(["baseline_xnli", "--profile", "smoke", "--seeds", "1,2"])
+    SweepState(sweep_id=sweep_dir.name, experiment="baseline_xnli", config=cfg.to_dict()).save(sweep_dir)
+    proc = run_cli("baseline_xnli", "--profile", "smoke", "--seeds", "1,2,3", "--resume", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "it was started with seeds=[1, 2], not [1, 2, 3]" in lines[0], proc.stderr

@@ -101,7 +101,8 @@ def test_smoke_sweep_end_to_end(tmp_path):
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     """Ctrl-C mid-confirm leaves a resumable state; --resume finishes it with each trial once."""
-    args = ("baseline_pawsx", "--profile", "smoke", "--num-samples", "0", "--seeds", "1,2")
+    # Three waves of two trials: Ctrl-C after the first wave always leaves trials to resume.
+    args = ("baseline_pawsx", "--profile", "smoke", "--num-samples", "0", "--seeds", "1,2,3")
     proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     finished_before: list[tuple[str, str, int]] = []
@@ -130,7 +131,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     client, parents, children = runs_of(tmp_path, "baseline_pawsx")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     pairs = Counter((c.data.tags["arm"], c.data.tags["seed"]) for c in children)
-    assert pairs == {(arm, seed): 1 for arm in ("baseline", "baseline_tuned") for seed in ("1", "2")}
+    assert pairs == {(arm, seed): 1 for arm in ("baseline", "baseline_tuned") for seed in ("1", "2", "3")}
     assert all(c.info.status == "FINISHED" for c in children)
     by_id = {c.info.run_id: c for c in children}
     for run_id, _arm, end_time in finished_before:  # not rerun: same run, same end

@@ -41,12 +41,19 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
 from trainables.tasks import TaskSpec, split_key
 
-SPLITS = ("train", "validation", "test")
 EVAL_SPLITS = ("validation", "test")
 TOKENIZED_FORMAT_VERSION = "xlt-tokenized-v1"
 _LABEL_ALIASES = {"contradictory": "contradiction"}  # XNLI-MT / older XTREME train files
 _TSV = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}  # raw TSV releases: sentences contain quotes
-_TOKENIZER_FILE_PREFIXES = ("tokenizer", "special_tokens_map", "added_tokens", "vocab", "merges", "spiece", "sentencepiece")
+_TOKENIZER_FILE_PREFIXES = (
+    "tokenizer",
+    "special_tokens_map",
+    "added_tokens",
+    "vocab",
+    "merges",
+    "spiece",
+    "sentencepiece",
+)
 _PLAIN_EXTENSIONS = ("parquet", "jsonl", "json", "csv", "tsv")
 _SPLIT_STEMS = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
 
@@ -113,7 +120,9 @@ def _locate_plain(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
             if ext == "tsv":
                 return _Source("csv", (path,), _tsv_options(columns))
             if ext == "csv":
-                return _Source("csv", (path,), {"usecols": columns, "features": _string_features(columns), "na_filter": False})
+                return _Source(
+                    "csv", (path,), {"usecols": columns, "features": _string_features(columns), "na_filter": False}
+                )
             return _Source("json" if ext in ("json", "jsonl") else "parquet", (path,))
     return _Source("json", (root / lang / f"{split}.{{{','.join(_PLAIN_EXTENSIONS)}}}",))
 
@@ -155,7 +164,13 @@ def _locate_xtreme(root: Path, task: TaskSpec, split: str, lang: str) -> _Source
     path = root / f"{prefix}-{lang}.tsv"
     columns = [*task.text_fields, task.label_field]
     # XTREME writes these with csv.writer (QUOTE_MINIMAL), so the csv default quoting undoes it exactly.
-    options = {"delimiter": "\t", "header": None, "column_names": columns, "features": _string_features(columns), "na_filter": False}
+    options = {
+        "delimiter": "\t",
+        "header": None,
+        "column_names": columns,
+        "features": _string_features(columns),
+        "na_filter": False,
+    }
     source = _Source("csv", (path,), options)
     if path.exists() and _tsv_width(path) < len(columns):
         source.problem = f"{path} has no label column (XTREME's download strips test labels)"
@@ -177,7 +192,11 @@ def _detect_saved(root: Path, task: TaskSpec) -> bool:
 
 
 def _detect_hub_parquet(root: Path, task: TaskSpec) -> bool:
-    return any(glob.glob(str(root / lang / pattern)) for lang in task.languages for pattern in ("*-of-*.parquet", "*/0000.parquet"))
+    return any(
+        glob.glob(str(root / lang / pattern))
+        for lang in task.languages
+        for pattern in ("*-of-*.parquet", "*/0000.parquet")
+    )
 
 
 def _detect_xnli_original(root: Path, task: TaskSpec) -> bool:
@@ -187,11 +206,15 @@ def _detect_xnli_original(root: Path, task: TaskSpec) -> bool:
 
 
 def _detect_pawsx_original(root: Path, task: TaskSpec) -> bool:
-    return task.name == "pawsx" and ((root / "x-final").is_dir() or _any_lang_file(root, task, ["dev_2k.tsv", "test_2k.tsv"]))
+    return task.name == "pawsx" and (
+        (root / "x-final").is_dir() or _any_lang_file(root, task, ["dev_2k.tsv", "test_2k.tsv"])
+    )
 
 
 def _detect_xtreme(root: Path, task: TaskSpec) -> bool:
-    return any((root / f"{prefix}-{lang}.tsv").exists() for prefix in ("train", "dev", "test") for lang in task.languages)
+    return any(
+        (root / f"{prefix}-{lang}.tsv").exists() for prefix in ("train", "dev", "test") for lang in task.languages
+    )
 
 
 def _detect_plain(root: Path, task: TaskSpec) -> bool:
@@ -214,7 +237,7 @@ _LAYOUTS: tuple[tuple[str, Callable[[Path, TaskSpec], bool], Locator], ...] = (
 
 def _no_data_hint(task: TaskSpec) -> str:
     originals = {
-        "xnli": "the original XNLI-1.0 / MultiNLI TSV files",
+        "xnli": "the original XNLI-1.0 TSVs with the MultiNLI train jsonl",
         "pawsx": "the original x-final folder",
     }.get(task.name, "the original release files")
     return (
@@ -227,7 +250,9 @@ def detect_layout(task: TaskSpec, data_dir: str | Path) -> tuple[str, Path]:
     """Name and root folder of the layout under ``data_dir`` (``data_dir/<task>/`` is tried first)."""
     data_dir = Path(data_dir).expanduser()
     if not data_dir.is_dir():
-        raise DataUnavailable(f"{task.name.upper()} data not found: --data-dir {data_dir} is not a directory; {_no_data_hint(task)}")
+        raise DataUnavailable(
+            f"{task.name.upper()} data not found: --data-dir {data_dir} is not a directory; {_no_data_hint(task)}"
+        )
     for root in (data_dir / task.name, data_dir):
         for name, detect, _ in _LAYOUTS:
             if root.is_dir() and detect(root, task):
@@ -252,7 +277,7 @@ def _plan(
 ) -> dict[tuple[str, str], _Source]:
     """Map every wanted (split, language) to its files, raising if any file is missing (reads nothing big)."""
     layout, root = detect_layout(task, data_dir)
-    locate = dict((name, loc) for name, _, loc in _LAYOUTS)[layout]
+    locate = next(locator for name, _, locator in _LAYOUTS if name == layout)
     plan = {part: locate(root, task, *part) for part in _wanted_parts(task, languages, eval_splits)}
     problems = [source.problem for source in plan.values() if source.problem]
     missing = list(dict.fromkeys(str(path) for source in plan.values() for path in source.missing()))
@@ -284,7 +309,12 @@ def _label_lookup(task: TaskSpec) -> dict[str, int]:
 
 
 def _clean_batch(
-    batch: dict[str, list], *, text_fields: Sequence[str], label_field: str, lookup: dict[str, int], names: list[str] | None
+    batch: dict[str, list],
+    *,
+    text_fields: Sequence[str],
+    label_field: str,
+    lookup: dict[str, int],
+    names: list[str] | None,
 ) -> dict[str, list]:
     """Map labels to ids (-1 when unknown, dropped later) and missing texts to "" (PAWS-X has a few)."""
     out = {name: ["" if text is None else text for text in batch[name]] for name in text_fields}
@@ -308,28 +338,45 @@ def _known_label(labels: list[int]) -> list[bool]:
 def _normalize(ds: Dataset, task: TaskSpec, source: _Source, origin: str) -> Dataset:
     """Bring one part to the task's exact columns and ClassLabel, whatever file it came from."""
     if source.language is not None:
-        ds = ds.filter(_keep_language, input_columns="language", batched=True, keep_in_memory=True, fn_kwargs={"language": source.language})
+        ds = ds.filter(
+            _keep_language,
+            input_columns="language",
+            batched=True,
+            keep_in_memory=True,
+            fn_kwargs={"language": source.language},
+        )
     ds = ds.rename_columns({old: new for old, new in source.rename.items() if old in ds.column_names and old != new})
     wanted = [*task.text_fields, task.label_field]
     absent = [column for column in wanted if column not in ds.column_names]
     if absent:
-        raise DataUnavailable(f"{origin} lacks column(s) {absent} (has {ds.column_names}); pass --data-dir DIR with the task's columns {wanted}")
+        raise DataUnavailable(
+            f"{origin} lacks column(s) {absent} (has {ds.column_names}); pass --data-dir DIR with the task's columns {wanted}"
+        )
     ds = ds.select_columns(wanted)
     label_feature = ds.features[task.label_field]
     names = list(label_feature.names) if isinstance(label_feature, ClassLabel) else None
     features = Features({**{name: Value("string") for name in task.text_fields}, task.label_field: Value("int64")})
-    kwargs = {"text_fields": task.text_fields, "label_field": task.label_field, "lookup": _label_lookup(task), "names": names}
+    kwargs = {
+        "text_fields": task.text_fields,
+        "label_field": task.label_field,
+        "lookup": _label_lookup(task),
+        "names": names,
+    }
     ds = ds.map(_clean_batch, batched=True, keep_in_memory=True, fn_kwargs=kwargs, features=features)
     ds = ds.filter(_known_label, input_columns=task.label_field, batched=True, keep_in_memory=True)
     if len(ds) == 0:
-        raise DataUnavailable(f"{origin}: no rows with a known label {task.label_names}; pass --data-dir DIR with labelled {task.name} data")
+        raise DataUnavailable(
+            f"{origin}: no rows with a known label {task.label_names}; pass --data-dir DIR with labelled {task.name} data"
+        )
     return ds.cast_column(task.label_field, ClassLabel(names=list(task.label_names)))
 
 
 def _read_local(source: _Source) -> Dataset:
     if source.kind == "disk":
         return datasets.load_from_disk(str(source.files[0]))
-    return datasets.load_dataset(source.kind, data_files=[str(path) for path in source.files], split="train", **source.options)
+    return datasets.load_dataset(
+        source.kind, data_files=[str(path) for path in source.files], split="train", **source.options
+    )
 
 
 def _load_local(
@@ -378,11 +425,14 @@ def _hub_cached_languages(task: TaskSpec, languages: Sequence[str]) -> list[str]
     namespace, _, name = task.hub_id.rpartition("/")
     dataset_dir = f"{namespace}___{datasets.naming.camelcase_to_snakecase(name)}" if namespace else name
     datasets_cache = Path(datasets.config.HF_DATASETS_CACHE) / dataset_dir
-    hub_cache = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"datasets--{task.hub_id.replace('/', '--')}" / "snapshots"
+    hub_cache = (
+        Path(huggingface_hub.constants.HF_HUB_CACHE) / f"datasets--{task.hub_id.replace('/', '--')}" / "snapshots"
+    )
     return [
         lang
         for lang in languages
-        if glob.glob(str(datasets_cache / lang / "*" / "*" / "dataset_info.json")) or glob.glob(str(hub_cache / "*" / lang / "*"))
+        if glob.glob(str(datasets_cache / lang / "*" / "*" / "dataset_info.json"))
+        or glob.glob(str(hub_cache / "*" / lang / "*"))
     ]
 
 
@@ -404,7 +454,9 @@ def _hub_message(task: TaskSpec, reason: str) -> str:
     )
 
 
-def _load_hub(task: TaskSpec, languages: Sequence[str] | None, eval_splits: Sequence[str], timeout_s: float) -> DatasetDict:
+def _load_hub(
+    task: TaskSpec, languages: Sequence[str] | None, eval_splits: Sequence[str], timeout_s: float
+) -> DatasetDict:
     """One ``load_dataset(hub_id, lang)`` per language (XNLI and PAWS-X have one config per language)."""
     parts = _wanted_parts(task, languages, eval_splits)
     needed = list(dict.fromkeys(lang for _, lang in parts))
@@ -479,8 +531,12 @@ def check_data_available(
 
 def _tokenizer_files(tokenizer_dir: Path) -> list[Path]:
     if not tokenizer_dir.is_dir():
-        raise ValueError(f"tokenizer_dir {tokenizer_dir} is not a local folder; resolve hub ids first (e.g. huggingface_hub.snapshot_download)")
-    files = sorted(path for path in tokenizer_dir.iterdir() if path.is_file() and path.name.startswith(_TOKENIZER_FILE_PREFIXES))
+        raise ValueError(
+            f"tokenizer_dir {tokenizer_dir} is not a local folder; resolve hub ids first (e.g. huggingface_hub.snapshot_download)"
+        )
+    files = sorted(
+        path for path in tokenizer_dir.iterdir() if path.is_file() and path.name.startswith(_TOKENIZER_FILE_PREFIXES)
+    )
     if not files:
         raise ValueError(f"no tokenizer files (tokenizer.json, vocab.txt, ...) in {tokenizer_dir}")
     return files
@@ -505,7 +561,15 @@ def tokenized_cache_key(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | P
     import transformers
 
     digest = hashlib.sha256()
-    header = [TOKENIZED_FORMAT_VERSION, transformers.__version__, tokenizers.__version__, task.name, *task.text_fields, task.label_field, str(max_length)]
+    header = [
+        TOKENIZED_FORMAT_VERSION,
+        transformers.__version__,
+        tokenizers.__version__,
+        task.name,
+        *task.text_fields,
+        task.label_field,
+        str(max_length),
+    ]
     digest.update(json.dumps(header).encode())
     for path in _tokenizer_files(Path(tokenizer_dir)):
         digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
@@ -533,11 +597,18 @@ def _tokenized_features(tokenizer: Any) -> Features:
     return Features({**columns, "labels": Value("int64"), "length": Value("int32")})
 
 
-def _tokenize_splits(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, work_dir: Path, key: str) -> DatasetDict:
+def _tokenize_splits(
+    raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, work_dir: Path, key: str
+) -> DatasetDict:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    kwargs = {"tokenizer": tokenizer, "text_fields": task.text_fields, "label_field": task.label_field, "max_length": max_length}
+    kwargs = {
+        "tokenizer": tokenizer,
+        "text_fields": task.text_fields,
+        "label_field": task.label_field,
+        "max_length": max_length,
+    }
     return DatasetDict(
         {
             name: ds.map(
@@ -555,7 +626,9 @@ def _tokenize_splits(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path
     )
 
 
-def tokenize_cached(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, cache_dir: str | Path) -> Path:
+def tokenize_cached(
+    raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, cache_dir: str | Path
+) -> Path:
     """Tokenise ``raw`` once per (content, tokenizer, max_length); returns the saved DatasetDict folder.
 
     The folder appears atomically (saved aside, then renamed), so concurrent sweeps either see a
@@ -570,7 +643,13 @@ def tokenize_cached(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path,
         (scratch / "work").mkdir(parents=True)
         tokenized = _tokenize_splits(raw, task, tokenizer_dir, max_length, scratch / "work", key)
         tokenized.save_to_disk(str(scratch / "data"))
-        meta = {"key": key, "task": task.name, "max_length": max_length, "tokenizer_dir": str(tokenizer_dir), "format": TOKENIZED_FORMAT_VERSION}
+        meta = {
+            "key": key,
+            "task": task.name,
+            "max_length": max_length,
+            "tokenizer_dir": str(tokenizer_dir),
+            "format": TOKENIZED_FORMAT_VERSION,
+        }
         (scratch / "data" / "xlt_tokenized.json").write_text(json.dumps(meta, indent=1))
         try:
             os.replace(scratch / "data", target)

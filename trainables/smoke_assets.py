@@ -30,14 +30,13 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from trainables.tasks import TASKS, TaskSpec
 
-GENERATOR_VERSION = "smoke-data-v1"
-MODEL_VERSION = "smoke-model-v1"
+GENERATOR_VERSION = "smoke-data-v3"
+MODEL_VERSION = "smoke-model-v3"
 DATA_MARKER = ".smoke-data.json"
 MODEL_MARKER = ".smoke-model.json"
 DEFAULT_SIZES = {"train": 1200, "validation": 150, "test": 150}
 
-_BASE_WORDS = tuple(
-    """
+_BASE_WORDS = tuple("""
     house river garden window table city forest mountain street school market letter music paper
     teacher doctor farmer child mother father friend neighbor student driver baker singer painter
     dog cat horse bird fish apple bread cheese coffee water stone bridge train boat car road
@@ -47,13 +46,14 @@ _BASE_WORDS = tuple(
     likes watches cooks cleans drives follows helps meets calls sends brings keeps leaves
     near under behind across beside inside toward around before after with above
     quickly slowly often always today again together alone almost really
-    """.split()
-)
-# A cue word opens the second sentence of one label per task, on top of the structural relation.
-# Measured with the smoke model (AdamW 1e-3, batch 16): in ~300 steps it learns one such lexical
-# cue but barely the word matching that separates the other labels, so English ends near 70-95 %
-# rather than at chance, and the cue transfers to a language exactly as far as it kept its form.
-# (A second cue for NLI made the 3-way task stall at 64 %: one cue at a time is what it learns.)
+    """.split())
+# On top of the relation between the sentences, the labels carry cues a 2-layer, 64-wide model
+# picks up fast (it learns word matching itself only slowly): a cue word opening the second
+# sentence, and for NLI's neutral class a sentence about other things (the other half of the
+# words). Measured with the smoke profile (batch 32, lr 3e-4..3e-3, linear decay): PAWS-X English
+# ~0.97 after 76 steps; XNLI English ~0.66 after 76-228 steps (the vocabulary split is learnt
+# first, the negation cue around 400 steps, then ~0.95). A cue transfers to a language as far as
+# that language kept the English form of its words, which makes the per-language results differ.
 _CUE_WORDS = {
     "contradiction": ("never", "nothing"),
     "different": ("instead", "rather"),
@@ -67,8 +67,16 @@ _SHARED_TOKENS = tuple(
 )
 # Languages written in another script get all their words in a block of that script.
 _SCRIPT_BLOCKS = {
-    "ar": (0x0621, 26), "ur": (0x0621, 26), "bg": (0x0430, 32), "ru": (0x0430, 32), "el": (0x03AC, 35),
-    "hi": (0x0905, 53), "th": (0x0E01, 46), "zh": (0x4E00, 400), "ja": (0x3041, 80), "ko": (0xAC00, 400),
+    "ar": (0x0621, 26),
+    "ur": (0x0621, 26),
+    "bg": (0x0430, 32),
+    "ru": (0x0430, 32),
+    "el": (0x03AC, 35),
+    "hi": (0x0905, 53),
+    "th": (0x0E01, 46),
+    "zh": (0x4E00, 400),
+    "ja": (0x3041, 80),
+    "ko": (0xAC00, 400),
 }
 _LATIN = "abcdefghijklmnopqrstuvwxyz"
 
@@ -124,11 +132,11 @@ def _lexicon(lang: str, seed: int) -> _Lexicon:
     return _Lexicon(forms)
 
 
-def _sentence(rng: random.Random, lexicon: _Lexicon, exclude: frozenset[str] = frozenset()) -> list[str]:
-    """6–20 words: distinct content words plus one or two shared names/numbers."""
+def _sentence(rng: random.Random, vocabulary: list[str], exclude: frozenset[str] = frozenset()) -> list[str]:
+    """6–20 words: distinct words of ``vocabulary`` plus one or two shared names/numbers not in ``exclude``."""
     length = rng.randint(6, 20)
     n_shared = rng.randint(1, 2)
-    content = rng.sample([word for word in lexicon.content_words if word not in exclude], length - n_shared)
+    content = rng.sample(vocabulary, length - n_shared)
     shared = rng.sample([token for token in _SHARED_TOKENS if token not in exclude], n_shared)
     words = content + shared
     rng.shuffle(words)
@@ -161,10 +169,12 @@ def _replace_some(rng: random.Random, lexicon: _Lexicon, words: list[str], avoid
 
 
 def _nli_example(rng: random.Random, lexicon: _Lexicon, label: str) -> tuple[str, str]:
-    """entailment: the hypothesis copies premise words; contradiction: copies them, negated; neutral: new words."""
-    premise = _sentence(rng, lexicon)
+    """entailment: the hypothesis copies premise words; contradiction: copies them, negated; neutral: a
+    sentence about other things (premises use every other word of the list, neutral hypotheses the rest)."""
+    words = lexicon.content_words
+    premise = _sentence(rng, words[::2])
     if label == "neutral":
-        hypothesis = _sentence(rng, lexicon, exclude=frozenset(premise))
+        hypothesis = _sentence(rng, words[1::2], exclude=frozenset(premise))
     else:
         hypothesis = _subsequence(rng, premise, rng.randint(min(6, len(premise)), len(premise)))
     return " ".join(premise) + " .", _with_cue(rng, lexicon, hypothesis, label)
@@ -172,7 +182,7 @@ def _nli_example(rng: random.Random, lexicon: _Lexicon, label: str) -> tuple[str
 
 def _paws_example(rng: random.Random, lexicon: _Lexicon, label: str) -> tuple[str, str]:
     """paraphrase: the same words in another order; different: reordered with some words swapped for others."""
-    first = _sentence(rng, lexicon)
+    first = _sentence(rng, lexicon.content_words)
     cut = rng.randint(1, len(first) - 1)
     second = first[cut:] + first[:cut]
     if label == "different":
@@ -204,7 +214,12 @@ def _noisy(rng: random.Random, truth: int, num_labels: int) -> int:
 
 
 def _features(task: TaskSpec) -> Features:
-    return Features({**{name: Value("string") for name in task.text_fields}, task.label_field: ClassLabel(names=list(task.label_names))})
+    return Features(
+        {
+            **{name: Value("string") for name in task.text_fields},
+            task.label_field: ClassLabel(names=list(task.label_names)),
+        }
+    )
 
 
 @contextlib.contextmanager
@@ -257,14 +272,24 @@ def build_smoke_data(
     """
     data_root = Path(out_root) / "smoke-data"
     target = data_root / task.name
-    expected = {"version": GENERATOR_VERSION, "task": task.name, "n_train": n_train, "n_dev": n_dev, "n_test": n_test, "seed": seed}
+    expected = {
+        "version": GENERATOR_VERSION,
+        "task": task.name,
+        "n_train": n_train,
+        "n_dev": n_dev,
+        "n_test": n_test,
+        "seed": seed,
+    }
     if _read_marker(target / DATA_MARKER) == expected:
         return target
     scratch = data_root / f".tmp-{task.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         sizes = {"train": n_train, "validation": n_dev, "test": n_test}
         for lang in task.languages:
-            parts = {split: Dataset.from_dict(_examples(task, lang, split, size, seed), features=_features(task)) for split, size in sizes.items()}
+            parts = {
+                split: Dataset.from_dict(_examples(task, lang, split, size, seed), features=_features(task))
+                for split, size in sizes.items()
+            }
             with _quiet():
                 DatasetDict(parts).save_to_disk(str(scratch / lang))
         (scratch / DATA_MARKER).write_text(json.dumps(expected, sort_keys=True))
@@ -319,14 +344,19 @@ def _smoke_vocab(seed: int) -> dict[str, int]:
             counts[word] += count
     alphabet = sorted({char for word in counts for char in word})
     pieces = [*_SPECIAL_TOKENS, *alphabet, *(f"##{char}" for char in alphabet)]
-    words = sorted((word for word in counts if len(word) > 1), key=lambda word: (-counts[word], hashlib.sha256(word.encode()).hexdigest()))
+    words = sorted(
+        (word for word in counts if len(word) > 1),
+        key=lambda word: (-counts[word], hashlib.sha256(word.encode()).hexdigest()),
+    )
     return {token: index for index, token in enumerate(pieces + words[: _VOCAB_SIZE - len(pieces)])}
 
 
 def _smoke_tokenizer(seed: int):
     from transformers import BertTokenizerFast
 
-    tokenizer = BertTokenizerFast(vocab=_smoke_vocab(seed), do_lower_case=False, strip_accents=False, tokenize_chinese_chars=True)
+    tokenizer = BertTokenizerFast(
+        vocab=_smoke_vocab(seed), do_lower_case=False, strip_accents=False, tokenize_chinese_chars=True
+    )
     tokenizer.model_max_length = _MODEL_CONFIG["max_position_embeddings"]
     return tokenizer
 
@@ -340,7 +370,13 @@ def build_smoke_model(out_root: str | Path, *, seed: int = 0) -> Path:
     import torch
     from transformers import BertConfig, BertForMaskedLM
 
-    recipe = {"version": MODEL_VERSION, "data": GENERATOR_VERSION, "seed": seed, "vocab_size": _VOCAB_SIZE, "config": _MODEL_CONFIG}
+    recipe = {
+        "version": MODEL_VERSION,
+        "data": GENERATOR_VERSION,
+        "seed": seed,
+        "vocab_size": _VOCAB_SIZE,
+        "config": _MODEL_CONFIG,
+    }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     target = Path(out_root) / "smoke-model" / digest
     if _read_marker(target / MODEL_MARKER) == recipe:
@@ -350,7 +386,9 @@ def build_smoke_model(out_root: str | Path, *, seed: int = 0) -> Path:
         tokenizer = _smoke_tokenizer(seed)
         tokenizer.save_pretrained(str(scratch))
         torch.manual_seed(seed)
-        model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **_MODEL_CONFIG))
+        model = BertForMaskedLM(
+            BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **_MODEL_CONFIG)
+        )
         model.save_pretrained(str(scratch))
         (scratch / MODEL_MARKER).write_text(json.dumps(recipe, sort_keys=True))
         _publish(scratch, target, MODEL_MARKER, recipe)
