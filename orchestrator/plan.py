@@ -43,8 +43,8 @@ class TrialResolver:
 
     def resolve(self, trial_config: dict[str, Any]) -> tuple[TrainConfig, str, int]:
         """``(config, arm, seed)`` of a trial: confirm trials name arm and seed, search trials sample knobs."""
-        if "arm" in trial_config:
-            arm, seed = trial_config["arm"], int(trial_config["seed"])
+        if "pair" in trial_config:  # a confirm trial: {"pair": {"arm": ..., "seed": ...}}
+            arm, seed = trial_config["pair"]["arm"], int(trial_config["pair"]["seed"])
             return self.arm_config(arm, seed), arm, seed
         return self.arm_config(self.searched_arm, self.search_seed, trial_config), self.searched_arm, self.search_seed
 

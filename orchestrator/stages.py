@@ -78,23 +78,38 @@ def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: i
 
 
 def run_confirm(ctx: StageContext, arms: list[str], seeds: list[int]) -> None:
-    """Every arm on every seed; results are read back from MLflow by the caller."""
-    path = ctx.sweep_dir / "confirm"
+    """Every arm on every seed, then once more any pair that has no run result at all.
+
+    Results are read back from MLflow by the caller. The fill-in pass covers trials a restored
+    Tune experiment ended without running them; pairs whose run failed are not retried (the
+    table reports them as missing seeds).
+    """
+    pairs = [(arm, seed) for arm in arms for seed in seeds]
+    _run_confirm_pairs(ctx, pairs, name="confirm")
+    missing = [pair for pair in pairs if pair not in ctx.tracker.confirm_outcomes()]
+    if missing:
+        print(f"[confirm] running {len(missing)} trial(s) with no result again: "
+              + ", ".join(f"{arm} seed {seed}" for arm, seed in missing), flush=True)
+        _run_confirm_pairs(ctx, missing, name="confirm-fill")
+
+
+def _run_confirm_pairs(ctx: StageContext, pairs: list[tuple[str, int]], *, name: str) -> None:
+    path = ctx.sweep_dir / name
     if tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable=trainable(ctx.resolver, ctx.launch), resume_errored=True)
     else:
         tuner = tune.Tuner(
             trainable(ctx.resolver, ctx.launch),
-            param_space={"arm": tune.grid_search(arms), "seed": tune.grid_search(seeds)},
+            param_space={"pair": tune.grid_search([{"arm": arm, "seed": seed} for arm, seed in pairs])},
             tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=ctx.max_concurrent),
-            run_config=_run_config(ctx, "confirm"),
+            run_config=_run_config(ctx, "confirm", name=name),
         )
-    _fit(tuner, expected=len(arms) * len(seeds))
+    _fit(tuner, expected=len(pairs))
 
 
-def _run_config(ctx: StageContext, stage: str) -> tune.RunConfig:
+def _run_config(ctx: StageContext, stage: str, *, name: str | None = None) -> tune.RunConfig:
     return tune.RunConfig(
-        name=stage,
+        name=name or stage,
         storage_path=str(ctx.sweep_dir),
         callbacks=[NestedRunCallback(ctx.tracker.uri, ctx.tracker.experiment_id, ctx.tracker.parent_run_id,
                                      stage, ctx.resolver),
@@ -143,7 +158,8 @@ class ProgressPrinter(tune.Callback):
 
     def _label(self, trial) -> str:
         if self.stage == "confirm":
-            return f"{trial.config['arm']} seed {trial.config['seed']}"
+            _cfg, arm, seed = self.resolver.resolve(trial.config)
+            return f"{arm} seed {seed}"
         knobs = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.config.items())
         return f"trial {trial.trial_id} ({knobs})"
 

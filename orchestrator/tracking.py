@@ -101,6 +101,16 @@ class SweepTracker:
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_run_id, status=status)
 
+    def confirm_outcomes(self) -> dict[tuple[str, int], str]:
+        """(arm, seed) -> "FINISHED" or "FAILED" for the confirm pairs that ran to an end."""
+        outcomes: dict[tuple[str, int], str] = {}
+        for run in self.child_runs("confirm"):
+            if run.info.status in ("FINISHED", "FAILED"):
+                key = (run.data.tags["arm"], int(run.data.tags["seed"]))
+                if outcomes.get(key) != "FINISHED":
+                    outcomes[key] = run.info.status
+        return outcomes
+
     def child_runs(self, stage: str) -> list:
         """The parent's child runs of ``stage`` (all statuses), newest first."""
         query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.stage = '{stage}'"
@@ -134,13 +144,18 @@ class NestedRunCallback(tune.Callback):
     def run_id(self, trial) -> str:
         if trial.trial_id in self._runs:
             return self._runs[trial.trial_id]
-        query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.trial_id = '{trial.trial_id}'"
+        cfg, arm, seed = self.resolver.resolve(trial.config)
+        # A confirm run is identified by (arm, seed): a restored or refilled trial logs into it.
+        # A search run by its trial id: the same configuration may legitimately be sampled twice.
+        key = (f"tags.arm = '{arm}' and tags.seed = '{seed}'" if self.stage == "confirm"
+               else f"tags.trial_id = '{trial.trial_id}'")
+        query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.stage = '{self.stage}' and {key}"
         found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
         if found:
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
+            self.client.set_tag(run_id, "trial_id", trial.trial_id)
         else:
-            cfg, arm, seed = self.resolver.resolve(trial.config)
             name = f"{self.stage}-{arm}-seed{seed}" if self.stage == "confirm" else f"search-{trial.trial_id}"
             tags = {PARENT_TAG: self.parent_run_id, "stage": self.stage, "arm": arm, "seed": str(seed),
                     "trial_id": trial.trial_id, "method": cfg.method}
