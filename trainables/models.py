@@ -63,7 +63,7 @@ def _probe_hub(model: str, timeout_s: float) -> None:
         reason = type(exc).__name__ if isinstance(exc, concurrent.futures.TimeoutError) else str(exc).splitlines()[0]
         raise ModelUnavailable(
             f"model {model!r} is not in the local Hugging Face cache and the hub cannot be reached ({reason[:120]}); "
-            f"download it elsewhere (huggingface-cli download {model}) and pass --model /path/to/that/directory"
+            f"download it elsewhere (hf download {model}) and pass --model /path/to/that/directory"
         ) from None
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
