@@ -86,7 +86,8 @@ def run_confirm(ctx: StageContext, arms: list[str], seeds: list[int]) -> None:
     """
     pairs = [(arm, seed) for arm in arms for seed in seeds]
     _run_confirm_pairs(ctx, pairs, name="confirm")
-    missing = [pair for pair in pairs if pair not in ctx.tracker.confirm_outcomes()]
+    ended = ctx.tracker.confirm_outcomes()  # one MLflow query, not one per pair
+    missing = [pair for pair in pairs if pair not in ended]
     if missing:
         print(f"[confirm] running {len(missing)} trial(s) with no result again: "
               + ", ".join(f"{arm} seed {seed}" for arm, seed in missing), flush=True)
