@@ -24,3 +24,4 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/trainer_throughput.py
+	$(PY) bench/salt_scan.py

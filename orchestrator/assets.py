@@ -24,6 +24,7 @@ class Assets:
     model_dir: str
     data_dir: str | None  # None: the hub
     tokenized_path: Path
+    max_length: int
 
 
 def prepare_assets(cfg: SweepConfig, task: TaskSpec) -> Assets:
@@ -37,4 +38,4 @@ def prepare_assets(cfg: SweepConfig, task: TaskSpec) -> Assets:
     raw = load_raw(task, data_dir)
     max_length = int(cfg.train_overrides.get("max_length", TrainConfig.max_length))
     tokenized = tokenize_cached(raw, task, model_dir, max_length, cfg.cache_dir)
-    return Assets(model_dir=model_dir, data_dir=data_dir, tokenized_path=Path(tokenized))
+    return Assets(model_dir=model_dir, data_dir=data_dir, tokenized_path=Path(tokenized), max_length=max_length)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import re
 import sys
+from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from orchestrator.config import STAGES, Resources, SweepConfig
@@ -20,6 +22,7 @@ from search_spaces.spec import SpecError, parse_dimension
 from orchestrator.plan import TrialResolver
 from trainables.config import SELECT_ON, ConfigError, TrainConfig, user_settings
 from trainables.methods import get_method
+from trainables.salt.scan import ScanSettings
 
 
 class UsageError(Exception):
@@ -66,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", action="append", default=[], metavar="KEY=DIM", dest="space",
                    help="replace or add a search dimension, e.g. --space learning_rate='loguniform(1e-5,5e-5)'")
     p.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
+    salt = p.add_argument_group("SALT (salt_* experiments)")
+    salt.add_argument("--salt-languages", type=_languages, help="code-switching languages, e.g. fr,de,es "
+                      "(default: the paper's rule, the 3 with the highest vocabulary overlap)")
+    salt.add_argument("--salt-num-languages", type=_positive_int, default=3, help="how many languages the rule picks")
+    salt.add_argument("--salt-wordlists", help="directory of <lang>.txt frequency word lists (default: wordfreq)")
+    salt.add_argument("--salt-top-k", type=_positive_int, default=1, help="candidates kept per token and language")
+    salt.add_argument("--salt-shared-threshold", action="store_true",
+                      help="search one threshold for every target language (the paper) instead of one per language")
+    salt.add_argument("--salt-scan-batch-size", type=_positive_int, default=64, help="training examples per scan batch")
+    salt.add_argument("--salt-scan-gpus", type=_non_negative_float,
+                      help="GPUs per scan actor, fractional allowed (default: 1 if the cluster has GPUs, else 0)")
+    salt.add_argument("--salt-scan-concurrency", type=_positive_int,
+                      help="scan actors (default: one per GPU, or one per 2 CPUs)")
     return p
 
 
@@ -86,10 +102,12 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
     train_overrides = {**profile.train, **user_fixed}
     # A setting the user fixes is no longer searched.
     space = {k: v for k, v in _space(args.space, experiment, profile.space).items() if k not in user_fixed}
+    salt = _salt_settings(args, experiment)
     cfg = SweepConfig(
         experiment=experiment.name,
         profile=profile.name,
-        model=args.model or profile.model,
+        # The paper's own model where it named one (SALT: uncased mBERT); the smoke profile's is built offline.
+        model=args.model or (profile.model and (experiment.model or profile.model)),
         data_dir=args.data_dir,
         num_samples=profile.num_samples if args.num_samples is None else args.num_samples,
         seeds=args.seeds or profile.seeds,
@@ -104,6 +122,7 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         tracking_uri=args.tracking_uri,
         train_overrides=train_overrides,
         space=space,
+        salt=salt,
         verbose=args.verbose,
     )
     _check_train_settings(cfg)
@@ -124,18 +143,23 @@ def list_experiments() -> str:
 def _known_keys(experiment: Experiment) -> set[str]:
     keys = set(user_settings())
     for arm in experiment.arms:
-        keys |= get_method(arm.method).param_names()
+        method = get_method(arm.method)
+        keys |= {name for name in method.param_names() if method.accepts(name)}
     return keys
 
 
+def _accepts(experiment: Experiment, key: str) -> bool:
+    return key in user_settings() or any(get_method(arm.method).accepts(key) for arm in experiment.arms)
+
+
 def _settings(pairs: list[str], experiment: Experiment) -> dict[str, Any]:
-    known = _known_keys(experiment)
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--set {pair!r}: write KEY=VALUE")
-        if key not in known:
+        if not _accepts(experiment, key):
+            known = _known_keys(experiment)
             raise UsageError(f"--set {key}: not a setting of {experiment.name}; known: {', '.join(sorted(known))}")
         out[key] = _literal(text)
     return out
@@ -144,14 +168,14 @@ def _settings(pairs: list[str], experiment: Experiment) -> dict[str, Any]:
 def _space(pairs: list[str], experiment: Experiment, profile_space: dict) -> dict:
     method = experiment.method
     method_space = get_space(method)
-    searchable = user_settings() | get_method(method).param_names()
     space = dict(method_space.space)
     space.update({k: v for k, v in profile_space.items() if k in space})
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--space {pair!r}: write KEY=DIMENSION, e.g. learning_rate='loguniform(1e-5,5e-5)'")
-        if key not in searchable:
+        if key not in user_settings() and not get_method(method).accepts(key):
+            searchable = user_settings() | {k for k in get_method(method).param_names() if get_method(method).accepts(k)}
             raise UsageError(f"--space {key}: method {method!r} has no setting {key!r}; "
                              f"searchable: {', '.join(sorted(searchable))}")
         try:
@@ -159,6 +183,18 @@ def _space(pairs: list[str], experiment: Experiment, profile_space: dict) -> dic
         except SpecError as exc:
             raise UsageError(f"--space {key}: {exc}") from None
     return space
+
+
+def _salt_settings(args: argparse.Namespace, experiment: Experiment) -> ScanSettings:
+    settings = ScanSettings(languages=args.salt_languages, wordlists=args.salt_wordlists,
+                            num_languages=args.salt_num_languages, top_k=args.salt_top_k,
+                            batch_size=args.salt_scan_batch_size, gpus_per_actor=args.salt_scan_gpus,
+                            concurrency=args.salt_scan_concurrency, shared_threshold=args.salt_shared_threshold)
+    if settings != ScanSettings() and not any(arm.method == "salt" for arm in experiment.arms):
+        raise UsageError(f"--salt-* flags apply to SALT experiments, not {experiment.name}")
+    if settings.wordlists and not Path(settings.wordlists).is_dir():
+        raise UsageError(f"--salt-wordlists {settings.wordlists}: no such directory")
+    return settings
 
 
 def _check_train_settings(cfg: SweepConfig) -> None:
@@ -170,7 +206,7 @@ def _check_train_settings(cfg: SweepConfig) -> None:
         try:
             train = _check_types(resolver.arm_config(arm.name, seed=cfg.seeds[0])).validate()
             method = get_method(arm.method)
-            method.parse_params({k: v for k, v in train.method_params.items() if k in method.param_names()})
+            method.parse_params(train.method_params)
         except (ConfigError, TypeError) as exc:
             raise UsageError(f"arm {arm.name}: {exc}") from None
 
@@ -220,6 +256,18 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
+
+
+def _languages(text: str) -> tuple[str, ...]:
+    languages = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [lang for lang in languages if not re.fullmatch(r"[a-z]{2,3}", lang)]
+    if bad or not languages:
+        raise argparse.ArgumentTypeError(f"write language codes, e.g. fr,de,es, got {text!r}")
+    if "en" in languages:
+        raise argparse.ArgumentTypeError("en is the source language (its synonyms are always scanned); name target languages")
+    if len(set(languages)) != len(languages):
+        raise argparse.ArgumentTypeError(f"languages repeat in {text!r}")
+    return languages
 
 
 def _seeds(text: str) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.spec import Dimension
+from trainables.salt.scan import ScanSettings
 
 STAGES = ("search", "confirm")
 
@@ -45,6 +46,7 @@ class SweepConfig:
     tracking_uri: str | None = None
     train_overrides: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Dimension] = field(default_factory=dict)
+    salt: ScanSettings = field(default_factory=ScanSettings)  # SALT experiments only
     verbose: bool = False
 
     @property
@@ -61,4 +63,5 @@ class SweepConfig:
         out["space"] = {k: str(v) for k, v in self.space.items()}
         out["seeds"] = list(self.seeds)
         out["stages"] = list(self.stages)
+        out["salt"]["languages"] = list(self.salt.languages) if self.salt.languages else None
         return out

@@ -34,6 +34,7 @@ class Experiment:
     arms: tuple[Arm, ...]
     description: str
     baseline_arm: str = "baseline"
+    model: str | None = None  # the paper's model, when it differs from the profile's default
 
     @property
     def searched_arm(self) -> Arm:
@@ -57,8 +58,28 @@ def _baseline(task: str, label: str) -> Experiment:
     )
 
 
+def _salt(task: str, label: str) -> Experiment:
+    """SALT against the baseline, with the paper's Table 3 ablations, all on the searched thresholds."""
+    return Experiment(
+        name=f"salt_{task}",
+        task=task,
+        method="salt",
+        description=f"SALT on {label}: per-language code-switching thresholds searched; Table 3 ablations",
+        model="bert-base-multilingual-uncased",  # SALT's Appendix A: "the uncased base version of mBERT"
+        arms=(
+            Arm("baseline", "baseline", description="zero-shot fine-tuning, xtreme reference settings"),
+            Arm("salt", "salt", tuned=True, description="code-switching (en synonyms + targets) and embedding mixup"),
+            Arm("salt_en_only", "salt", tuned=True, overrides={"en_only": True},
+                description="Table 3 en-only: English synonyms only"),
+            Arm("salt_no_mixup", "salt", tuned=True, overrides={"mixup": False},
+                description="Table 3 w/o mixup: code-switched copies, no embedding mixup"),
+        ),
+    )
+
+
 EXPERIMENTS: dict[str, Experiment] = {
-    exp.name: exp for exp in (_baseline("xnli", "XNLI"), _baseline("pawsx", "PAWS-X"))
+    exp.name: exp for exp in (_baseline("xnli", "XNLI"), _baseline("pawsx", "PAWS-X"), _salt("xnli", "XNLI"),
+                              _salt("pawsx", "PAWS-X"))
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.experiments import Arm
 from search_spaces import get_space
 from trainables.config import TrainConfig
+from trainables.methods import get_method
 
 
 @dataclass
@@ -39,6 +40,9 @@ class TrialResolver:
             cfg = cfg.replace(**self.best)
         if sampled:
             cfg = cfg.replace(**sampled)
+        # Knobs of other arms' methods (e.g. SALT's thresholds in the baseline arm) do not apply.
+        method = get_method(arm.method)
+        cfg.method_params = {k: v for k, v in cfg.method_params.items() if method.accepts(k)}
         return cfg.replace(seed=seed)
 
     def resolve(self, trial_config: dict[str, Any]) -> tuple[TrainConfig, str, int]:
@@ -53,6 +57,7 @@ def describe_plan(cfg, experiment, task) -> str:
     """The resolved plan of a sweep, as ``--dry-run`` prints it (nothing is started)."""
     import os
 
+    from orchestrator.preparation import describe_preparation
     from orchestrator.profiles import PROFILES
     from search_spaces.spec import describe
 
@@ -61,6 +66,7 @@ def describe_plan(cfg, experiment, task) -> str:
                                               languages=task.languages, select_on=cfg.select_on).to_dict(),
                              arms={arm.name: arm for arm in experiment.arms}, fixed=dict(cfg.train_overrides),
                              searched_arm=experiment.searched_arm.name, search_seed=cfg.seeds[0])
+    preparation, space = describe_preparation(cfg, experiment)
     searching = "search" in cfg.stages and cfg.num_samples > 0 and bool(cfg.space)
     n_search = cfg.num_samples if searching else 0
     n_confirm = len(experiment.arms) * len(cfg.seeds) if "confirm" in cfg.stages else 0
@@ -82,7 +88,8 @@ def describe_plan(cfg, experiment, task) -> str:
             ([f"search ({n_search} trials, Optuna TPE seed {cfg.search_seed}, objective dev_{task.metric} on "
               f"{cfg.select_on}, ASHA {'on' if cfg.asha else 'off'}, training seed {cfg.seeds[0]})"] if searching else [])
             + ([f"confirm (every arm x every seed)"] if n_confirm else [])),
-        f"search space {describe(cfg.space) if searching else '(no search)'}",
+        f"search space {describe(space) if searching else '(no search)'}",
+        *preparation,
         "arms         " + "; ".join(
             f"{arm.name} [{arm.method}{', tuned' if arm.tuned else ', paper defaults'}"
             + (", " + ", ".join(f"{k}={v}" for k, v in arm.overrides.items()) if arm.overrides else "") + "]"

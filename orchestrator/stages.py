@@ -20,6 +20,7 @@ from orchestrator.plan import TrialResolver
 from orchestrator.tracking import NestedRunCallback, SweepTracker
 from orchestrator.trial import TrainLaunch, trainable
 from search_spaces.spec import Dimension, to_tune_space
+from trainables.methods import get_method
 
 
 class StageInterrupted(Exception):
@@ -129,7 +130,7 @@ def _fit(tuner: tune.Tuner, *, expected: int):
 def _paper_point(resolver: TrialResolver, space: dict[str, Dimension]) -> list[dict[str, Any]]:
     """Start the search at the paper's setting when it lies inside the space."""
     cfg = resolver.arm_config(resolver.searched_arm, resolver.search_seed)
-    values = {**cfg.to_dict(), **cfg.method_params}
+    values = {**cfg.to_dict(), **get_method(cfg.method).effective_values(cfg.method_params)}
     point = {key: values[key] for key in space if key in values}
     if len(point) == len(space) and all(space[k].contains(v) for k, v in point.items()):
         return [point]

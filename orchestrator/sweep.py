@@ -9,6 +9,7 @@ stages are done, so ``--resume`` (or a rerun after Ctrl-C) continues where it st
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -20,6 +21,7 @@ from orchestrator.assets import Assets, prepare_assets
 from orchestrator.config import SweepConfig
 from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.plan import TrialResolver, describe_plan
+from orchestrator.preparation import PreparationError, prepare_method
 from orchestrator.results import collect_confirm_results, report_results
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
 from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_tracking, resolve_tracking_uri
@@ -57,9 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_tracking(tracking_uri)
         resumed = find_sweep(cfg.storage_path, cfg.resume, cfg.experiment) if cfg.resume else None
         if resumed is not None:
-            _check_resume_matches(cfg, SweepState.load(resumed))
+            _check_resume_matches(cfg, SweepState.load(resumed), skip=("space",))
+        if not cfg.verbose:
+            _quiet_progress_bars()
         assets = prepare_assets(cfg, task)
-    except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume) as exc:
+        preparation = prepare_method(cfg, experiment, task, assets)
+        if preparation.space is not None:
+            cfg.space = preparation.space  # e.g. one SALT threshold per chosen language
+        if resumed is not None:  # the space is known now
+            _check_resume_matches(cfg, SweepState.load(resumed))
+    except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume, PreparationError) as exc:
         cli.fail(str(exc))
     sweep_dir, state = _open_sweep(cfg, resumed)
 
@@ -71,14 +80,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     state.config = cfg.to_dict()
     state.save(sweep_dir)
     _log_sweep_config(tracker, cfg, assets, sweep_dir)
+    tracker.log_params(preparation.params)
     print(f"sweep {state.sweep_id}: {sweep_dir}\nMLflow: {tracking_uri} (experiment {experiment.name}, "
           f"parent run {tracker.parent_run_id})", flush=True)
+    if preparation.summary:
+        print(preparation.summary, flush=True)
 
     from orchestrator.stages import StageContext, StageFailed, StageInterrupted, run_confirm, run_search
     from orchestrator.trial import TrainLaunch
 
     cluster = _start_ray(cfg)
-    resolver = _resolver(cfg, experiment, task, assets, state)
+    preparation.run(tracker, cluster)
+    resolver = _resolver(cfg, experiment, task, assets, state, preparation.method_params)
     gpus_per_trial = _gpus_per_trial(cfg, cluster)
     launch = TrainLaunch(
         storage_path=str(sweep_dir / "train"),
@@ -145,15 +158,33 @@ def _should_search(cfg: SweepConfig, state: SweepState) -> bool:
 
 # Settings that define a sweep's results; resuming with other values would mix two sweeps.
 _RESUME_MUST_MATCH = ("profile", "model", "data_dir", "num_samples", "seeds", "search_seed", "select_on", "space",
-                      "train_overrides")
+                      "train_overrides", "salt")
+# Settings that only say how the work is spread (they may differ on another cluster).
+_RESUME_MAY_DIFFER = {"salt": ("batch_size", "gpus_per_actor", "concurrency")}
 
 
-def _check_resume_matches(cfg: SweepConfig, state: SweepState) -> None:
+def _check_resume_matches(cfg: SweepConfig, state: SweepState, skip: tuple[str, ...] = ()) -> None:
     now = cfg.to_dict()
     for key in _RESUME_MUST_MATCH:
-        if key in state.config and state.config[key] != now[key]:
-            raise NoSweepToResume(f"--resume {state.sweep_id}: it was started with {key}={state.config[key]!r}, "
-                                  f"not {now[key]!r}; resume with the flags it was started with")
+        if key not in state.config or key in skip:
+            continue
+        before, after = state.config[key], now[key]
+        if isinstance(before, dict) and key in _RESUME_MAY_DIFFER:
+            before, after = ({k: v for k, v in d.items() if k not in _RESUME_MAY_DIFFER[key]} for d in (before, after))
+        if before != after:
+            raise NoSweepToResume(f"--resume {state.sweep_id}: it was started with {key}={before!r}, "
+                                  f"not {after!r}; resume with the flags it was started with")
+
+
+def _quiet_progress_bars() -> None:
+    """Building and tokenising assets is quick; its progress bars would bury the lines that matter."""
+    import datasets
+    import huggingface_hub.utils
+    import transformers
+
+    datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def _open_sweep(cfg: SweepConfig, resumed: Path | None) -> tuple[Path, SweepState]:
@@ -166,9 +197,9 @@ def _open_sweep(cfg: SweepConfig, resumed: Path | None) -> tuple[Path, SweepStat
 
 
 def _resolver(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: Assets,
-              state: SweepState) -> TrialResolver:
+              state: SweepState, method_params: dict) -> TrialResolver:
     base = TrainConfig(task=task.name, model=assets.model_dir, tokenized_path=str(assets.tokenized_path),
-                       languages=task.languages, select_on=cfg.select_on)
+                       languages=task.languages, select_on=cfg.select_on, method_params=dict(method_params))
     return TrialResolver(base=base.to_dict(), arms={arm.name: arm for arm in experiment.arms},
                          fixed=dict(cfg.train_overrides), best=dict(state.best),
                          searched_arm=experiment.searched_arm.name, search_seed=cfg.seeds[0])
@@ -183,13 +214,16 @@ def _start_ray(cfg: SweepConfig) -> dict[str, float]:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        import ray.data  # noqa: F401  (its import configures its loggers; quiet them afterwards)
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # Ray Data's per-dataset INFO lines
     ray.init(address=cfg.resources.address, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=cfg.verbose,
              logging_level="WARNING", ignore_reinit_error=True)
     return ray.cluster_resources()
 
 
 def _log_sweep_config(tracker: SweepTracker, cfg: SweepConfig, assets: Assets, sweep_dir: Path) -> None:
-    params = {f"sweep.{k}": v for k, v in cfg.to_dict().items() if k not in ("resources", "train_overrides", "space")}
+    params = {f"sweep.{k}": v for k, v in cfg.to_dict().items() if k not in ("resources", "train_overrides", "space", "salt")}
     params.update({f"sweep.resources.{k}": v for k, v in cfg.to_dict()["resources"].items()})
     params.update({f"sweep.set.{k}": v for k, v in cfg.train_overrides.items()})
     params.update({f"space.{k}": str(v) for k, v in cfg.space.items()})

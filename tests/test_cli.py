@@ -32,7 +32,7 @@ def test_list_prints_one_line_per_experiment(capsys):
     assert main(["--list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     names = [line.split()[0] for line in lines]
-    assert names == ["baseline_xnli", "baseline_pawsx"]
+    assert names == ["baseline_xnli", "baseline_pawsx", "salt_xnli", "salt_pawsx"]
     assert "baseline_tuned" in lines[0]
 
 
@@ -52,6 +52,13 @@ def test_list_prints_one_line_per_experiment(capsys):
     (["baseline_xnli", "--space", "learning_rate=uniform(1,0)"], "low must be below high"),
     (["baseline_xnli", "--space", "learning_rate=normal(0,1)"], "is not a dimension"),
     (["baseline_xnli", "--select-on", "fr-dev"], "--select-on"),
+    (["baseline_xnli", "--salt-languages", "fr"], "--salt-* flags apply to SALT experiments"),
+    (["salt_xnli", "--salt-languages", "en,fr"], "en is the source language"),
+    (["salt_xnli", "--salt-languages", "French"], "write language codes"),
+    (["salt_xnli", "--salt-wordlists", "/no/such/dir"], "no such directory"),
+    (["salt_xnli", "--set", "threshold_fr=2"], "threshold_fr must be a probability"),
+    (["salt_xnli", "--set", "mixup_scope=word"], "mixup_scope must be one of"),
+    (["salt_xnli", "--space", "thresh_fr=uniform(0,1)"], "method 'salt' has no setting 'thresh_fr'"),
     ([], "name an experiment"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, expected):
@@ -141,3 +148,50 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "it was started with seeds=[1, 2], not [1, 2, 3]" in lines[0], proc.stderr
+
+
+def test_salt_dry_run_shows_the_paper_protocol(capsys):
+    assert main(["salt_xnli", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "bert-base-multilingual-uncased" in out  # SALT's Appendix A model
+    assert "15 languages" in out and "seeds        1, 2, 3, 4, 5" in out
+    assert "threshold_en=loguniform(1e-05, 0.1)" in out and "threshold_<lang>=loguniform(1e-09, 1e-05)" in out
+    assert "the 3 target languages with the highest vocabulary overlap" in out
+    assert "baseline [baseline" in out and "salt_en_only [salt, tuned, en_only=True]" in out
+    assert main(["salt_pawsx", "--dry-run", "--salt-languages", "fr,de", "--salt-shared-threshold"]) == 0
+    out = capsys.readouterr().out
+    assert "threshold_target=loguniform(1e-09, 1e-05)" in out and "threshold_fr" not in out
+
+
+def _encoder_only_model(smoke_model: str, where: Path) -> Path:
+    """The smoke encoder saved without its MLM head (like a fine-tuned or sentence-embedding checkpoint)."""
+    from transformers import AutoTokenizer, BertModel
+
+    BertModel.from_pretrained(smoke_model).save_pretrained(where)
+    AutoTokenizer.from_pretrained(smoke_model).save_pretrained(where)
+    return where
+
+
+def test_salt_without_an_mlm_head_is_one_line_before_ray(tmp_path, smoke_model, smoke_root):
+    from trainables.smoke_assets import build_smoke_wordlists
+
+    model = _encoder_only_model(smoke_model, tmp_path / "encoder")
+    started = time.monotonic()
+    proc = run_cli("salt_pawsx", "--profile", "smoke", "--model", str(model), "--salt-wordlists",
+                   str(build_smoke_wordlists(smoke_root)), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "no trained masked-language-model head" in err[0], proc.stderr
+    assert "ray" not in proc.stdout.lower() and not (tmp_path / "mlflow.db").exists()
+    print(f"failed in {time.monotonic() - started:.1f} s")
+
+
+def test_salt_without_a_word_list_is_one_line(tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "en.txt").write_text("house\nriver\n")
+    proc = run_cli("salt_pawsx", "--profile", "smoke", "--salt-wordlists", str(lists), "--salt-languages", "fr,de",
+                   cwd=tmp_path)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "no fr.txt, de.txt in --salt-wordlists" in err[0], proc.stderr

@@ -669,8 +669,9 @@ def load_tokenized(path: str | Path) -> DatasetDict:
 class DynamicPaddingCollator:
     """Pads a list of tokenised examples to the longest one in the batch (torch tensors).
 
-    A thin wrapper over ``DataCollatorWithPadding`` that drops the ``length`` column, which is
-    only there for length-grouped sampling and would otherwise be batched as a model input.
+    A thin wrapper over ``DataCollatorWithPadding`` that drops the ``length`` column (only there
+    for length-grouped sampling) and pads further token-id columns a method adds (e.g. SALT's
+    ``source_input_ids``) exactly like ``input_ids``.
     """
 
     def __init__(self, tokenizer: Any) -> None:
@@ -680,7 +681,25 @@ class DynamicPaddingCollator:
         self._pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        return self._pad([{name: value for name, value in example.items() if name != "length"} for example in examples])
+        extra = [name for name in examples[0] if name.endswith("input_ids") and name != "input_ids"]
+        dropped = {"length", *extra}
+        batch = self._pad([{name: value for name, value in example.items() if name not in dropped}
+                           for example in examples])
+        if extra:
+            import torch
+
+            width = batch["input_ids"].shape[1]
+            right = self.tokenizer.padding_side == "right"
+            for name in extra:
+                column = torch.full((len(examples), width), self.tokenizer.pad_token_id, dtype=batch["input_ids"].dtype)
+                for row, example in enumerate(examples):
+                    ids = torch.as_tensor(example[name], dtype=column.dtype)
+                    if right:
+                        column[row, :len(ids)] = ids
+                    else:
+                        column[row, width - len(ids):] = ids
+                batch[name] = column
+        return batch
 
 
 def make_collator(tokenizer_dir: str | Path) -> DynamicPaddingCollator:

@@ -81,7 +81,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None
     if ctx.prepare_model is not None:
         model = ctx.prepare_model(model)
     train_set = method.train_dataset(data)
-    loader = _train_loader(train_set, cfg, ctx, collate)
+    loader = _train_loader(train_set, cfg, ctx, collate, method.extra_batch_columns)
     optimizer = _optimizer(model, cfg, ctx.device)
     steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum_steps))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.num_train_epochs * steps_per_epoch)
@@ -154,6 +154,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None
     final = {"step": step, "best_step": best_step, f"dev_{metric}": best_value,
              "train_samples_per_second": samples * ctx.world_size / max(train_seconds, 1e-9)}
     final.update(evaluator.test_scores())
+    final.update(method.run_metrics())
     report(final)
     return final
 
@@ -217,11 +218,12 @@ class Evaluator:
         return float(counts[0] / counts[1]) if counts[1] > 0 else float("nan")
 
 
-def _model_columns(dataset: Dataset) -> list[str]:
-    return [c for c in MODEL_COLUMNS if c in dataset.column_names]
+def _model_columns(dataset: Dataset, extra: tuple[str, ...] = ()) -> list[str]:
+    return [c for c in (*MODEL_COLUMNS, *extra) if c in dataset.column_names]
 
 
-def _train_loader(dataset: Dataset, cfg: TrainConfig, ctx: DistContext, collate) -> DataLoader:
+def _train_loader(dataset: Dataset, cfg: TrainConfig, ctx: DistContext, collate,
+                  extra_columns: tuple[str, ...] = ()) -> DataLoader:
     """Batches of the training set in a seeded order (length-grouped when asked)."""
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler: Sampler
@@ -239,7 +241,7 @@ def _train_loader(dataset: Dataset, cfg: TrainConfig, ctx: DistContext, collate)
     else:
         sampler = RandomSampler(dataset, generator=generator)
     return DataLoader(
-        dataset.select_columns(_model_columns(dataset)),
+        dataset.select_columns(_model_columns(dataset, extra_columns)),
         batch_size=cfg.per_device_batch_size,
         sampler=sampler,
         collate_fn=collate,

@@ -395,3 +395,34 @@ def build_smoke_model(out_root: str | Path, *, seed: int = 0) -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def build_smoke_wordlists(out_root: str | Path, *, seed: int = 0) -> Path:
+    """Frequency word lists of the synthetic languages (``<lang>.txt``), for SALT's smoke runs.
+
+    The real word lists (wordfreq) do not cover the synthetic languages, so the smoke profile
+    passes these instead: each language's word forms, most frequent in its generated text first.
+    """
+    languages = sorted({lang for task in TASKS.values() for lang in task.languages})
+    expected = {"version": GENERATOR_VERSION, "seed": seed, "languages": languages}
+    target = Path(out_root) / "smoke-wordlists"
+    if _read_marker(target / DATA_MARKER) == expected:
+        return target
+    scratch = target.parent / f".tmp-wordlists-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        scratch.mkdir(parents=True)
+        for lang in languages:
+            counts: Counter[str] = Counter()
+            for task in TASKS.values():
+                if lang in task.languages:
+                    rows = _examples(task, lang, "train", DEFAULT_SIZES["train"], seed)
+                    for name in task.text_fields:
+                        counts.update(word for text in rows[name] for word in text.split())
+            forms = set(_lexicon(lang, seed).forms.values())
+            ranked = sorted(forms, key=lambda word: (-counts[word], word))
+            (scratch / f"{lang}.txt").write_text("\n".join(ranked) + "\n", encoding="utf-8")
+        (scratch / DATA_MARKER).write_text(json.dumps(expected, sort_keys=True))
+        _publish(scratch, target, DATA_MARKER, expected)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target

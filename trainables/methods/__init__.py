@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from trainables.methods.base import Method
 from trainables.methods.baseline import Baseline
+from trainables.methods.salt import Salt
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Baseline,)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Baseline, Salt)}
 
 
 def get_method(name: str) -> type[Method]:

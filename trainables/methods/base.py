@@ -28,6 +28,8 @@ class Method:
 
     name: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
+    # Training-set columns the loop batches besides the model inputs (padded like input_ids).
+    extra_batch_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: TrainConfig, task: TaskSpec):
         self.cfg = cfg
@@ -50,6 +52,17 @@ class Method:
     def param_names(cls) -> frozenset[str]:
         return frozenset(f.name for f in dataclasses.fields(cls.Params))
 
+    @classmethod
+    def accepts(cls, key: str) -> bool:
+        """Whether ``key`` is one of the method's knobs (``--set`` / ``--space`` check this)."""
+        return key in cls.param_names()
+
+    @classmethod
+    def effective_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Every knob's value once ``values`` are resolved (what the search's paper point reads)."""
+        params = cls.parse_params(values)
+        return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+
     # -- what the loop asks of a method -------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
         from trainables.models import load_classifier
@@ -62,6 +75,10 @@ class Method:
 
     def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(**batch).loss
+
+    def run_metrics(self) -> dict[str, float]:
+        """Metrics of the run the method adds to the final report (e.g. augmentation statistics)."""
+        return {}
 
     def logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k != "labels"}

@@ -1,0 +1,175 @@
+"""Work a method needs once per sweep, before any trial: for SALT, choosing the languages and the scan.
+
+Two phases, so that bad input fails before Ray starts:
+
+- ``prepare_method`` (no Ray): checks and plans. For SALT: word lists, the language choice rule,
+  each language's vocabulary, the scan's cache key, the MLM head (only when the scan must run),
+  and the search space with one threshold per chosen language. Errors are one line (exit 2).
+- ``Preparation.run`` (Ray is up): the expensive part, skipped on a cache hit. For SALT, the Ray
+  Data scan; the parent MLflow run gets tag ``augment.cache`` = ``hit`` / ``miss`` and the key.
+
+What a trial needs from it (the cache path, the languages) reaches every trial's configuration
+through ``Preparation.method_params``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from orchestrator.assets import Assets
+from orchestrator.config import SweepConfig
+from orchestrator.experiments import Experiment
+from search_spaces.spec import Dimension
+from trainables.tasks import TaskSpec, split_key
+
+
+class PreparationError(Exception):
+    """A method cannot be prepared with this input. ``str()`` is one line for the user."""
+
+
+@dataclass
+class Preparation:
+    """What a sweep's method preparation hands to the rest of the sweep."""
+
+    method_params: dict[str, Any] = field(default_factory=dict)  # into every trial's config
+    space: dict[str, Dimension] | None = None  # the search space, when the method reshapes it
+    params: dict[str, Any] = field(default_factory=dict)  # logged on the parent run
+    summary: str = ""  # printed before the stages start
+    run: Callable[[Any, dict[str, float]], None] = lambda tracker, cluster: None  # Ray work; tags the parent run
+
+
+def prepare_method(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: Assets) -> Preparation:
+    if any(arm.method == "salt" for arm in experiment.arms):
+        return _prepare_salt(cfg, experiment, task, assets)
+    return Preparation()
+
+
+def describe_preparation(cfg: SweepConfig, experiment: Experiment) -> tuple[list[str], dict[str, Dimension]]:
+    """What ``--dry-run`` shows of the preparation (nothing is loaded), and the space as it will be searched."""
+    if not any(arm.method == "salt" for arm in experiment.arms):
+        return [], cfg.space
+    from search_spaces.salt import PER_LANGUAGE, expand_per_language
+
+    settings = cfg.salt
+    lists = settings.wordlists or ("generated word lists of the smoke languages" if cfg.model is None
+                                   else "wordfreq top-10000 lists")
+    if settings.languages:
+        languages = ", ".join(settings.languages) + " (--salt-languages)"
+        space = expand_per_language(cfg.space, settings.languages, shared=settings.shared_threshold)
+    else:
+        languages = (f"the {settings.num_languages} target languages with the highest vocabulary overlap with "
+                     f"their word list, character-split ones (CJK) skipped: chosen from the model at start "
+                     f"(the paper: fr, de, es for mBERT)")
+        space = dict(cfg.space)
+        if not settings.shared_threshold and PER_LANGUAGE in space:
+            space = {("threshold_<lang>" if k == PER_LANGUAGE else k): v for k, v in space.items()}
+    gpus = ("1 GPU per actor if the cluster has GPUs" if settings.gpus_per_actor is None
+            else f"{settings.gpus_per_actor:g} GPU per actor")
+    lines = [
+        f"salt scan    English synonyms + {languages}; word lists: {lists}",
+        f"             unmasked MLM over each training sentence, top-{settings.top_k} whole-word candidates per "
+        f"language (full-vocabulary softmax); Ray Data, {gpus}; cached by content hash under {cfg.cache_dir}",
+        "thresholds   " + ("one shared target threshold (the paper)" if settings.shared_threshold else
+                           "one per scan language (threshold_<lang>)") + " + threshold_en for English synonyms",
+    ]
+    return lines, space
+
+
+# -- SALT ---------------------------------------------------------------------------------------
+
+def _prepare_salt(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: Assets) -> Preparation:
+    from transformers import AutoTokenizer
+
+    from search_spaces.salt import expand_per_language
+    from trainables.data import dataset_content_hash
+    from trainables.salt.scan import MlmHeadMissing, ScanPlan, check_mlm_head, model_digest, scan_cached
+    from trainables.salt.vocab import WordLists, WordListsUnavailable, choose_languages, language_vocab
+
+    settings = cfg.salt
+    lists = WordLists(_wordlists_dir(cfg))
+    tokenizer = AutoTokenizer.from_pretrained(assets.model_dir)
+    try:
+        if not lists.has("en"):
+            raise WordListsUnavailable(lists.missing_message(["en"]))
+        choice = choose_languages(tokenizer, task.target_languages, lists, count=settings.num_languages,
+                                  given=settings.languages)
+        english = language_vocab(tokenizer, "en", lists.words("en"))
+    except WordListsUnavailable as exc:
+        raise PreparationError(str(exc)) from None
+    languages = choice.chosen
+    vocabs = {"en": english, **{lang: choice.vocabs[lang] for lang in languages}}
+
+    space = expand_per_language(cfg.space, languages, shared=settings.shared_threshold)
+    stray = sorted(key for key in space if key.startswith("threshold_") and key not in ("threshold_en", "threshold_target")
+                   and key[len("threshold_"):] not in languages)
+    if stray:
+        raise PreparationError(f"--space {stray[0]}: not a scan language (SALT code-switches into "
+                               f"{', '.join(languages)}); use --salt-languages to choose them")
+
+    raw_train = _raw_train(task, assets)
+    plan = ScanPlan(model_dir=assets.model_dir, text_fields=task.text_fields, max_length=assets.max_length,
+                    top_k=settings.top_k, vocab={lang: v.token_ids for lang, v in vocabs.items()},
+                    data_digest=dataset_content_hash(raw_train), model_digest=model_digest(assets.model_dir),
+                    words_digests={lang: v.words_digest for lang, v in vocabs.items()})
+    path = Path(cfg.cache_dir) / "salt-candidates" / plan.key[:16]
+    cached = (path / "scan.json").is_file()
+    if not cached:
+        try:
+            check_mlm_head(assets.model_dir)
+        except MlmHeadMissing as exc:
+            raise PreparationError(str(exc)) from None
+
+    params = {"augment.cache_key": plan.key, "augment.cache_path": str(path), "salt.languages": ",".join(languages),
+              "salt.language_rule": choice.rule, "salt.wordlists": lists.describe(), "salt.top_k": settings.top_k,
+              "salt.shared_threshold": settings.shared_threshold,
+              "salt.no_word_list": ",".join(choice.no_word_list) or "-"}
+    params.update({f"sweep.salt.{k}": v for k, v in cfg.to_dict()["salt"].items()})
+    params.update({f"salt.overlap.{lang}": round(v.overlap, 4) for lang, v in choice.vocabs.items()})
+    params.update({f"salt.char_split.{lang}": v.char_split for lang, v in choice.vocabs.items()})
+    params.update({f"salt.vocab_size.{lang}": len(v.token_ids) for lang, v in vocabs.items()})
+    rule = ("given by --salt-languages" if choice.rule == "given" else
+            f"top {settings.num_languages} by vocabulary overlap ({choice.overlap_table()})")
+    summary = (f"[salt] code-switching into {', '.join(languages)} ({rule}) + English synonyms; "
+               f"word lists: {lists.describe()}; candidate scan {'cached' if cached else 'to run'}: {path}")
+
+    def run(tracker, cluster: dict[str, float]) -> None:
+        gpus = settings.gpus_per_actor if settings.gpus_per_actor is not None else (1.0 if cluster.get("GPU", 0) >= 1 else 0.0)
+        if settings.concurrency is not None:
+            concurrency = settings.concurrency
+        elif gpus > 0:
+            concurrency = max(1, math.floor(cluster.get("GPU", 0) / gpus + 1e-9))
+        else:
+            concurrency = max(1, int(cluster.get("CPU", 1)) // 2)
+        result = scan_cached(plan, raw_train, cfg.cache_dir, batch_size=settings.batch_size, gpus_per_actor=gpus,
+                             concurrency=concurrency, log=lambda line: print(line, flush=True))
+        tracker.set_tags({"augment.cache": "hit" if result.hit else "miss"})
+        if result.hit:
+            print(f"[salt] candidate scan: cache hit ({result.key[:16]}), no MLM pass", flush=True)
+        else:
+            tracker.log_metrics({"salt_scan_seconds": result.meta["seconds"],
+                                 "salt_scan_sentences_per_second": result.meta["sentences_per_second"]})
+
+    return Preparation(method_params={"candidates_path": str(path), "languages": list(languages)}, space=space,
+                       params=params, summary=summary, run=run)
+
+
+def _wordlists_dir(cfg: SweepConfig) -> str | None:
+    """``--salt-wordlists``; the smoke model's synthetic languages get their generated lists."""
+    if cfg.salt.wordlists:
+        return cfg.salt.wordlists
+    if cfg.model is None:
+        from trainables.smoke_assets import build_smoke_wordlists
+
+        return str(build_smoke_wordlists(cfg.cache_dir))
+    return None
+
+
+def _raw_train(task: TaskSpec, assets: Assets):
+    """The source-language training split's text, as the scan reads it (each sentence on its own)."""
+    from trainables.data import load_raw
+
+    raw = load_raw(task, assets.data_dir, languages=[task.source_language], eval_splits=())
+    return raw[split_key(task.train_split, task.source_language)]

@@ -1,0 +1,123 @@
+"""SALT through the real CLI, Ray Data, Ray Tune/Train, Optuna and MLflow (no mocks).
+
+The first sweep scans (cache miss) and runs every arm on the same seeds; the second, with other
+thresholds, reads the same scan (cache hit) without an MLM pass.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_sweep_smoke import env, runs_of, sweep_command
+from trainables.tasks import get_task
+
+pytestmark = pytest.mark.slow
+ARMS = ("baseline", "salt", "salt_en_only", "salt_no_mixup")
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(sweep_command("salt_xnli", "--profile", "smoke", *args), cwd=tmp_path, env=env(),
+                          capture_output=True, text=True, timeout=800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _cache_files(tmp_path: Path) -> dict[str, tuple[int, int]]:
+    root = tmp_path / "sweeps" / "salt_xnli" / "cache" / "salt-candidates"
+    return {str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def test_salt_sweep_scans_once_and_compares_every_arm_on_the_same_seeds(tmp_path):
+    first = _run(tmp_path, "--seeds", "1,2", "--num-samples", "1", "--set", "num_train_epochs=1")
+    assert "[salt] scanning 1200 training examples" in first.stdout
+    assert "salt_xnli: test accuracy per language" in first.stdout
+    client, parents, children = runs_of(tmp_path, "salt_xnli")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert parent.data.tags["augment.cache"] == "miss"
+    key = parent.data.params["augment.cache_key"]
+    languages = parent.data.params["salt.languages"].split(",")
+    assert len(languages) == 3 and parent.data.metrics["salt_scan_sentences_per_second"] > 0
+
+    confirm = [c for c in children if c.data.tags["stage"] == "confirm"]
+    assert Counter((c.data.tags["arm"], c.data.tags["seed"]) for c in confirm) == {
+        (arm, seed): 1 for arm in ARMS for seed in ("1", "2")}
+    for run in confirm:
+        rates = {k for k in run.data.metrics if k.startswith("salt_sub_rate_")}
+        arm = run.data.tags["arm"]
+        if arm == "baseline":
+            assert run.data.params["method"] == "baseline" and not rates
+            assert not any(k.startswith("method.") for k in run.data.params)  # no SALT knobs leak in
+        else:
+            expected = {"salt_sub_rate_en"} | ({f"salt_sub_rate_{lang}" for lang in languages}
+                                              if arm != "salt_en_only" else set())
+            assert rates == expected, (arm, rates)
+            assert run.data.params["method.candidates_path"].endswith(key[:16])
+            assert run.data.params.get("method.mixup", "True") == ("False" if arm == "salt_no_mixup" else "True")
+
+    # Table and t-tests: every arm against the baseline, on the paired seeds.
+    task = get_task("xnli")
+    table = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "results.csv", str(tmp_path))))
+    assert set(table.arm) == set(ARMS) and set(table[table.column == "avg"].n) == {2}
+    for arm in ARMS:
+        values = [c.data.metrics["test_acc_avg"] for c in confirm if c.data.tags["arm"] == arm]
+        assert table[(table.arm == arm) & (table.column == "avg")].iloc[0]["mean"] == pytest.approx(np.mean(values))
+    ttest = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "ttest.csv", str(tmp_path))))
+    assert set(ttest.arm) == set(ARMS) - {"baseline"} and set(ttest.baseline) == {"baseline"}
+    assert len(ttest) == 3 * (len(task.languages) + 2)
+
+    # A second sweep with other thresholds reads the same scan: no MLM pass, files untouched.
+    before = _cache_files(tmp_path)
+    second = _run(tmp_path, "--seeds", "1", "--num-samples", "1", "--stages", "search",
+                  "--set", "threshold_en=8.5e-4")
+    assert "[salt] scanning" not in second.stdout
+    assert "cache hit" in second.stdout and "no MLM pass" in second.stdout
+    assert _cache_files(tmp_path) == before
+    _, parents, children = runs_of(tmp_path, "salt_xnli")
+    newest = max(parents, key=lambda r: r.info.start_time)
+    assert len(parents) == 2 and newest.data.tags["augment.cache"] == "hit"
+    assert newest.data.params["augment.cache_key"] == key
+    searched = [c for c in children if c.data.tags["mlflow.parentRunId"] == newest.info.run_id]
+    assert len(searched) == 1 and searched[0].info.status == "FINISHED"
+    assert float(searched[0].data.params["method.threshold_en"]) == pytest.approx(8.5e-4)
+
+
+def test_ray_data_scan_equals_the_in_process_scan(smoke_root, smoke_model, tmp_path):
+    """The distributed pipeline (actors, repartitioned blocks, Parquet) changes nothing in the candidates."""
+    import ray
+    from transformers import AutoTokenizer
+
+    from trainables.data import load_raw
+    from trainables.salt.codeswitch import load_candidates
+    from trainables.salt.scan import ScanPlan, scan_in_process, scan_with_ray_data
+    from trainables.salt.vocab import WordLists, language_vocab
+    from trainables.smoke_assets import build_smoke_data, build_smoke_wordlists
+
+    task = get_task("pawsx")
+    lists = WordLists(str(build_smoke_wordlists(smoke_root)))
+    tokenizer = AutoTokenizer.from_pretrained(smoke_model)
+    vocab = {lang: language_vocab(tokenizer, lang, lists.words(lang)).token_ids for lang in ("en", "es")}
+    raw = load_raw(task, str(build_smoke_data(task, smoke_root)), languages=["en"], eval_splits=())["train_en"]
+    raw = raw.select(range(90))
+    plan = ScanPlan(smoke_model, task.text_fields, 64, 2, vocab, "data", "model")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        rows = scan_with_ray_data(plan, raw, tmp_path / "parts", batch_size=16, gpus_per_actor=0, concurrency=2)
+    finally:
+        ray.shutdown()
+    assert rows == 90
+    distributed = load_candidates(tmp_path / "parts")
+    local = scan_in_process(plan, raw, batch_size=32)
+    assert local.column("input_ids").to_pylist() == [
+        distributed.input_ids[a:b].tolist() for a, b in zip(distributed.offsets[:-1], distributed.offsets[1:])]
+    for lang in ("en", "es"):
+        assert np.array_equal(np.concatenate(local.column(f"cand_{lang}").to_numpy(zero_copy_only=False)),
+                              distributed.cand[lang].reshape(-1))
+        np.testing.assert_allclose(np.concatenate(local.column(f"prob_{lang}").to_numpy(zero_copy_only=False)),
+                                   distributed.prob[lang].reshape(-1), rtol=1e-4)
