@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator.assets import Assets
@@ -85,7 +84,8 @@ def _prepare_salt(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, asse
 
     from search_spaces.salt import expand_per_language
     from trainables.data import dataset_content_hash
-    from trainables.salt.scan import MlmHeadMissing, ScanPlan, check_mlm_head, model_digest, scan_cached
+    from trainables.salt.scan import (META_FILE, MlmHeadMissing, ScanPlan, cache_path, check_mlm_head, model_digest,
+                                      scan_cached)
     from trainables.salt.vocab import WordLists, WordListsUnavailable, choose_languages, language_vocab
 
     settings = cfg.salt
@@ -114,8 +114,8 @@ def _prepare_salt(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, asse
                     top_k=settings.top_k, vocab={lang: v.token_ids for lang, v in vocabs.items()},
                     data_digest=dataset_content_hash(raw_train), model_digest=model_digest(assets.model_dir),
                     words_digests={lang: v.words_digest for lang, v in vocabs.items()})
-    path = Path(cfg.cache_dir) / "salt-candidates" / plan.key[:16]
-    cached = (path / "scan.json").is_file()
+    path = cache_path(plan, cfg.cache_dir)
+    cached = (path / META_FILE).is_file()
     if not cached:
         try:
             check_mlm_head(assets.model_dir)
@@ -145,7 +145,8 @@ def _prepare_salt(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, asse
             concurrency = max(1, int(cluster.get("CPU", 1)) // 2)
         result = scan_cached(plan, raw_train, cfg.cache_dir, batch_size=settings.batch_size, gpus_per_actor=gpus,
                              concurrency=concurrency, log=lambda line: print(line, flush=True))
-        tracker.set_tags({"augment.cache": "hit" if result.hit else "miss"})
+        if "augment.cache" not in tracker.tags():  # a resumed sweep keeps what its first start found
+            tracker.set_tags({"augment.cache": "hit" if result.hit else "miss"})
         if result.hit:
             print(f"[salt] candidate scan: cache hit ({result.key[:16]}), no MLM pass", flush=True)
         else:

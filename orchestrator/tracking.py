@@ -91,6 +91,9 @@ class SweepTracker:
         if batch:
             self.client.log_batch(self.parent_run_id, metrics=batch)
 
+    def tags(self) -> dict[str, str]:
+        return dict(self.client.get_run(self.parent_run_id).data.tags)
+
     def set_tags(self, tags: dict[str, str]) -> None:
         self.client.log_batch(self.parent_run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 

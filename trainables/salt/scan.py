@@ -286,11 +286,16 @@ class ScanResult:
     meta: dict
 
 
+def cache_path(plan: ScanPlan, cache_dir: str | Path) -> Path:
+    """Where the candidates of ``plan`` live (complete once ``scan.json`` is there)."""
+    return Path(cache_dir) / "salt-candidates" / plan.key[:16]
+
+
 def scan_cached(plan: ScanPlan, train: Any, cache_dir: str | Path, *, batch_size: int, gpus_per_actor: float,
                 concurrency: int, log=print) -> ScanResult:
     """The candidates for ``plan``: read from the cache, or scanned with Ray Data and published atomically."""
     key = plan.key
-    target = Path(cache_dir) / "salt-candidates" / key[:16]
+    target = cache_path(plan, cache_dir)
     meta_path = target / META_FILE
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
