@@ -143,8 +143,7 @@ def list_experiments() -> str:
 def _known_keys(experiment: Experiment) -> set[str]:
     keys = set(user_settings())
     for arm in experiment.arms:
-        method = get_method(arm.method)
-        keys |= {name for name in method.param_names() if method.accepts(name)}
+        keys |= get_method(arm.method).knob_names()
     return keys
 
 
@@ -167,15 +166,15 @@ def _settings(pairs: list[str], experiment: Experiment) -> dict[str, Any]:
 
 def _space(pairs: list[str], experiment: Experiment, profile_space: dict) -> dict:
     method = experiment.method
-    method_space = get_space(method)
-    space = dict(method_space.space)
+    knobs = get_method(method)
+    space = dict(get_space(method).space)
     space.update({k: v for k, v in profile_space.items() if k in space})
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--space {pair!r}: write KEY=DIMENSION, e.g. learning_rate='loguniform(1e-5,5e-5)'")
-        if key not in user_settings() and not get_method(method).accepts(key):
-            searchable = user_settings() | {k for k in get_method(method).param_names() if get_method(method).accepts(k)}
+        if key not in user_settings() and not knobs.accepts(key):
+            searchable = user_settings() | knobs.knob_names()
             raise UsageError(f"--space {key}: method {method!r} has no setting {key!r}; "
                              f"searchable: {', '.join(sorted(searchable))}")
         try:
@@ -190,7 +189,7 @@ def _salt_settings(args: argparse.Namespace, experiment: Experiment) -> ScanSett
                             num_languages=args.salt_num_languages, top_k=args.salt_top_k,
                             batch_size=args.salt_scan_batch_size, gpus_per_actor=args.salt_scan_gpus,
                             concurrency=args.salt_scan_concurrency, shared_threshold=args.salt_shared_threshold)
-    if settings != ScanSettings() and not any(arm.method == "salt" for arm in experiment.arms):
+    if settings != ScanSettings() and not experiment.uses("salt"):
         raise UsageError(f"--salt-* flags apply to SALT experiments, not {experiment.name}")
     if settings.wordlists and not Path(settings.wordlists).is_dir():
         raise UsageError(f"--salt-wordlists {settings.wordlists}: no such directory")

@@ -41,6 +41,10 @@ class Experiment:
         """The arm whose configuration the search stage tunes (the first tuned arm)."""
         return next(arm for arm in self.arms if arm.tuned)
 
+    def uses(self, method: str) -> bool:
+        """Whether any arm runs ``method`` (e.g. a SALT experiment needs the candidate scan)."""
+        return any(arm.method == method for arm in self.arms)
+
     def arm(self, name: str) -> Arm:
         return next(arm for arm in self.arms if arm.name == name)
 

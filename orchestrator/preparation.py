@@ -41,14 +41,14 @@ class Preparation:
 
 
 def prepare_method(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: Assets) -> Preparation:
-    if any(arm.method == "salt" for arm in experiment.arms):
+    if experiment.uses("salt"):
         return _prepare_salt(cfg, experiment, task, assets)
     return Preparation()
 
 
 def describe_preparation(cfg: SweepConfig, experiment: Experiment) -> tuple[list[str], dict[str, Dimension]]:
     """What ``--dry-run`` shows of the preparation (nothing is loaded), and the space as it will be searched."""
-    if not any(arm.method == "salt" for arm in experiment.arms):
+    if not experiment.uses("salt"):
         return [], cfg.space
     from search_spaces.salt import PER_LANGUAGE, expand_per_language
 

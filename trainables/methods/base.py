@@ -58,6 +58,11 @@ class Method:
         return key in cls.param_names()
 
     @classmethod
+    def knob_names(cls) -> frozenset[str]:
+        """The fixed-name knobs a user may set or search (for messages listing them)."""
+        return frozenset(name for name in cls.param_names() if cls.accepts(name))
+
+    @classmethod
     def effective_values(cls, values: dict[str, Any]) -> dict[str, Any]:
         """Every knob's value once ``values`` are resolved (what the search's paper point reads)."""
         params = cls.parse_params(values)

@@ -21,7 +21,6 @@ default), ``en_only`` and ``mixup`` (Table 3's ablations), ``mixup_scope``, ``ke
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -88,7 +87,8 @@ class Salt(Method):
     @classmethod
     def effective_values(cls, values: dict[str, Any]) -> dict[str, Any]:
         params = cls.parse_params(values)
-        out = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.name != "language_thresholds"}
+        out = super().effective_values(values)
+        out.pop("language_thresholds")
         out.update({f"threshold_{lang}": params.language_thresholds.get(lang, params.threshold_target)
                     for lang in params.languages})
         return out
