@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from orchestrator.config import STAGES, Resources, SweepConfig
+from orchestrator.config import STAGES, Resources, SweepConfig, TranslationSettings
 from orchestrator.experiments import EXPERIMENTS, Experiment, get_experiment
 from orchestrator.profiles import PROFILES
 from search_spaces import get_space
-from search_spaces.spec import SpecError, parse_dimension
+from search_spaces.spec import Choice, SpecError, parse_dimension
 from orchestrator.plan import TrialResolver
 from trainables.config import SELECT_ON, ConfigError, TrainConfig, user_settings
 from trainables.methods import get_method
@@ -82,7 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="GPUs per scan actor, fractional allowed (default: 1 if the cluster has GPUs, else 0)")
     salt.add_argument("--salt-scan-concurrency", type=_positive_int,
                       help="scan actors (default: one per GPU, or one per 2 CPUs)")
+    xmixup = p.add_argument_group("X-Mixup (xmixup_* experiments)")
+    xmixup.add_argument("--xmixup-translations", metavar="DIR_OR_HUB_ID",
+                        help="XTREME's translate-train / translate-test files (and back-translations): a local "
+                             "directory or a hub dataset id (default: generated, smoke profile only)")
+    xmixup.add_argument("--xmixup-layers", type=_layers,
+                        help="mixup layers the search chooses from, e.g. 1,4 (default: the paper's 1,4,8,12 that "
+                             "the encoder has)")
+    xmixup.add_argument("--xmixup-freeze-ratio", action="store_true",
+                        help="the reference code's mixup ratio: W = 1, b = 0, never trained")
+    xmixup.add_argument("--xmixup-reference-sampling", action="store_true",
+                        help="the reference code's scheduled sampling: p* fixed per epoch (gold English all "
+                             "through epoch 1), one coin per batch")
+    xmixup.add_argument("--xmixup-logit-inference", action="store_true",
+                        help="average the two sides' raw logits at inference (the reference code), not probabilities")
     return p
+
+
+# Flags that switch X-Mixup to the reference code's behaviour: flag -> the knob it fixes.
+_REFERENCE_FLAGS = {"xmixup_freeze_ratio": ("freeze_ratio", True), "xmixup_reference_sampling": ("sampling", "reference"),
+                    "xmixup_logit_inference": ("inference", "logits")}
 
 
 def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
@@ -98,11 +117,14 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     profile = PROFILES[args.profile]
-    user_fixed = _settings(args.settings, experiment)
+    user_fixed = {**_settings(args.settings, experiment), **_reference_switches(args, experiment)}
     train_overrides = {**profile.train, **user_fixed}
     # A setting the user fixes is no longer searched.
     space = {k: v for k, v in _space(args.space, experiment, profile.space).items() if k not in user_fixed}
     salt = _salt_settings(args, experiment)
+    xmixup = _translation_settings(args, experiment)
+    if xmixup.layers and "mixup_layer" in space:
+        space["mixup_layer"] = Choice(xmixup.layers)
     cfg = SweepConfig(
         experiment=experiment.name,
         profile=profile.name,
@@ -123,6 +145,7 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         train_overrides=train_overrides,
         space=space,
         salt=salt,
+        xmixup=xmixup,
         verbose=args.verbose,
     )
     _check_train_settings(cfg)
@@ -193,6 +216,20 @@ def _salt_settings(args: argparse.Namespace, experiment: Experiment) -> ScanSett
         raise UsageError(f"--salt-* flags apply to SALT experiments, not {experiment.name}")
     if settings.wordlists and not Path(settings.wordlists).is_dir():
         raise UsageError(f"--salt-wordlists {settings.wordlists}: no such directory")
+    return settings
+
+
+def _reference_switches(args: argparse.Namespace, experiment: Experiment) -> dict[str, Any]:
+    switches = dict(value for flag, value in _REFERENCE_FLAGS.items() if getattr(args, flag))
+    if switches and not experiment.uses("xmixup"):
+        raise UsageError(f"--xmixup-* flags apply to X-Mixup experiments, not {experiment.name}")
+    return switches
+
+
+def _translation_settings(args: argparse.Namespace, experiment: Experiment) -> TranslationSettings:
+    settings = TranslationSettings(translations=args.xmixup_translations, layers=args.xmixup_layers)
+    if settings != TranslationSettings() and not experiment.uses("xmixup"):
+        raise UsageError(f"--xmixup-* flags apply to X-Mixup experiments, not {experiment.name}")
     return settings
 
 
@@ -267,6 +304,16 @@ def _languages(text: str) -> tuple[str, ...]:
     if len(set(languages)) != len(languages):
         raise argparse.ArgumentTypeError(f"languages repeat in {text!r}")
     return languages
+
+
+def _layers(text: str) -> tuple[int, ...]:
+    try:
+        layers = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"write layer numbers, e.g. 1,4,8,12, got {text!r}") from None
+    if not layers or min(layers) < 1 or len(set(layers)) != len(layers):
+        raise argparse.ArgumentTypeError(f"write distinct layer numbers >= 1 (1 = the first layer), got {text!r}")
+    return layers
 
 
 def _seeds(text: str) -> tuple[int, ...]:

@@ -27,6 +27,14 @@ class Resources:
     address: str | None = None
 
 
+@dataclass(frozen=True)
+class TranslationSettings:
+    """X-Mixup experiments: where the translations come from, and the mixup layers searched."""
+
+    translations: str | None = None  # a local directory or hub dataset id; None: generated (smoke) or an error
+    layers: tuple[int, ...] | None = None  # None: the paper's {1, 4, 8, 12} that the encoder has
+
+
 @dataclass
 class SweepConfig:
     experiment: str
@@ -47,6 +55,7 @@ class SweepConfig:
     train_overrides: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Dimension] = field(default_factory=dict)
     salt: ScanSettings = field(default_factory=ScanSettings)  # SALT experiments only
+    xmixup: TranslationSettings = field(default_factory=TranslationSettings)  # X-Mixup experiments only
     verbose: bool = False
 
     @property
@@ -64,4 +73,5 @@ class SweepConfig:
         out["seeds"] = list(self.seeds)
         out["stages"] = list(self.stages)
         out["salt"]["languages"] = list(self.salt.languages) if self.salt.languages else None
+        out["xmixup"]["layers"] = list(self.xmixup.layers) if self.xmixup.layers else None
         return out

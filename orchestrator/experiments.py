@@ -49,6 +49,10 @@ class Experiment:
         return next(arm for arm in self.arms if arm.name == name)
 
 
+# The row every method's experiment is t-tested against.
+ZERO_SHOT = Arm("baseline", "baseline", description="zero-shot fine-tuning, xtreme reference settings")
+
+
 def _baseline(task: str, label: str) -> Experiment:
     return Experiment(
         name=f"baseline_{task}",
@@ -71,7 +75,7 @@ def _salt(task: str, label: str) -> Experiment:
         description=f"SALT on {label}: per-language code-switching thresholds searched; Table 3 ablations",
         model="bert-base-multilingual-uncased",  # SALT's Appendix A: "the uncased base version of mBERT"
         arms=(
-            Arm("baseline", "baseline", description="zero-shot fine-tuning, xtreme reference settings"),
+            ZERO_SHOT,
             Arm("salt", "salt", tuned=True, description="code-switching (en synonyms + targets) and embedding mixup"),
             Arm("salt_en_only", "salt", tuned=True, overrides={"en_only": True},
                 description="Table 3 en-only: English synonyms only"),
@@ -81,9 +85,33 @@ def _salt(task: str, label: str) -> Experiment:
     )
 
 
+def _xmixup(task: str, label: str) -> Experiment:
+    """X-Mixup against zero-shot and translate-train, with the paper's Table 5 ablations on the searched knobs."""
+    return Experiment(
+        name=f"xmixup_{task}",
+        task=task,
+        method="xmixup",
+        description=f"X-Mixup on {label}: λ0, mixup layer, α, pk and lr searched; translate-train and Table 5 ablations",
+        arms=(
+            ZERO_SHOT,
+            Arm("translate_train", "translate_train",
+                description="English + its translations into the target languages, xtreme settings"),
+            Arm("xmixup", "xmixup", tuned=True, description="cross-lingual manifold mixup"),
+            Arm("xmixup_no_mixup_inference", "xmixup", tuned=True, overrides={"mixup_inference": False},
+                description="Table 5 w/o mixup inference: predict from the target alone"),
+            Arm("xmixup_no_sched_sampling", "xmixup", tuned=True, overrides={"scheduled_sampling": False},
+                description="Table 5 w/o scheduled sampling: always the real English source"),
+            Arm("xmixup_no_consistency", "xmixup", tuned=True, overrides={"consistency": False},
+                description="Table 5 w/o consistency loss: no MSE / KL terms"),
+            Arm("xmixup_const_ratio", "xmixup", tuned=True, overrides={"ratio": "constant"},
+                description="Table 5 λ = λ0: no translation-quality term"),
+        ),
+    )
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     exp.name: exp for exp in (_baseline("xnli", "XNLI"), _baseline("pawsx", "PAWS-X"), _salt("xnli", "XNLI"),
-                              _salt("pawsx", "PAWS-X"))
+                              _salt("pawsx", "PAWS-X"), _xmixup("xnli", "XNLI"), _xmixup("pawsx", "PAWS-X"))
 }
 
 

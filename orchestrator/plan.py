@@ -66,7 +66,7 @@ def describe_plan(cfg, experiment, task) -> str:
                                               languages=task.languages, select_on=cfg.select_on).to_dict(),
                              arms={arm.name: arm for arm in experiment.arms}, fixed=dict(cfg.train_overrides),
                              searched_arm=experiment.searched_arm.name, search_seed=cfg.seeds[0])
-    preparation, space = describe_preparation(cfg, experiment)
+    preparation, space = describe_preparation(cfg, experiment, task)
     searching = "search" in cfg.stages and cfg.num_samples > 0 and bool(cfg.space)
     n_search = cfg.num_samples if searching else 0
     n_confirm = len(experiment.arms) * len(cfg.seeds) if "confirm" in cfg.stages else 0
@@ -76,7 +76,12 @@ def describe_plan(cfg, experiment, task) -> str:
     model = cfg.model or "tiny BERT built offline (smoke)"
     data = cfg.data_dir or ("generated in the task's schema (smoke)" if profile.builds_smoke_assets
                             else f"hub {task.hub_id}")
-    train = resolver.arm_config(experiment.arms[0].name, cfg.seeds[0])
+    first, searched = experiment.arms[0], experiment.searched_arm
+    training = [_training_line(resolver.arm_config(first.name, cfg.seeds[0]), "training    ")]
+    if searched.method != first.method:  # a method with its own paper settings (X-Mixup: lr 5e-6, batch 64, 4 epochs)
+        training = [_training_line(resolver.arm_config(first.name, cfg.seeds[0]), f"training     {first.method}:"),
+                    _training_line(resolver.arm_config(searched.name, cfg.seeds[0]),
+                                   f"             {searched.method} (before the search):")]
     lines = [
         f"experiment   {experiment.name}: {experiment.description}",
         f"profile      {profile.name}: {profile.description}",
@@ -98,11 +103,15 @@ def describe_plan(cfg, experiment, task) -> str:
         f"trials       {n_search} search + {n_confirm} confirm = {n_search + n_confirm}",
         f"resources    per trial {res.workers_per_trial} worker(s) x {res.cpus_per_worker:g} CPU, GPUs per trial: "
         f"{gpus}; {where}; concurrent trials = what the cluster fits",
-        f"training     lr {train.learning_rate:g}, batch {train.per_device_batch_size} x accumulation "
-        f"{train.grad_accum_steps} x workers, {train.num_train_epochs:g} epochs, max length {train.max_length}, "
-        f"warmup {train.warmup_ratio:g}, weight decay {train.weight_decay:g}, eval every {train.eval_every_steps} "
-        f"steps, bf16 {'on (where supported)' if train.bf16 else 'off'}",
+        *training,
         f"storage      {cfg.storage_path}" + (f" (resume {cfg.resume})" if cfg.resume else ""),
         f"tracking     {cfg.tracking_uri or 'sqlite:///' + os.path.join(os.getcwd(), 'mlflow.db')}",
     ]
     return "\n".join(lines)
+
+
+def _training_line(train: TrainConfig, label: str) -> str:
+    return (f"{label} lr {train.learning_rate:g}, batch {train.per_device_batch_size} x accumulation "
+            f"{train.grad_accum_steps} x workers, {train.num_train_epochs:g} epochs, max length {train.max_length}, "
+            f"warmup {train.warmup_ratio:g}, weight decay {train.weight_decay:g}, eval every {train.eval_every_steps} "
+            f"steps, bf16 {'on (where supported)' if train.bf16 else 'off'}")

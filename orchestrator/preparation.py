@@ -34,20 +34,38 @@ class Preparation:
     """What a sweep's method preparation hands to the rest of the sweep."""
 
     method_params: dict[str, Any] = field(default_factory=dict)  # into every trial's config
+    train_fields: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of every trial (e.g. cka_path)
     space: dict[str, Dimension] | None = None  # the search space, when the method reshapes it
     params: dict[str, Any] = field(default_factory=dict)  # logged on the parent run
     summary: str = ""  # printed before the stages start
     run: Callable[[Any, dict[str, float]], None] = lambda tracker, cluster: None  # Ray work; tags the parent run
 
 
+def check_method_inputs(cfg: SweepConfig, experiment: Experiment, task: TaskSpec) -> None:
+    """Seconds-cheap checks of a method's own inputs, before the model and data are fetched and tokenised."""
+    if experiment.uses("xmixup"):
+        from trainables.xmixup.translations import TranslationsUnavailable, check_translations, resolve_translations
+
+        dev_languages = task.target_languages if cfg.select_on == "multilingual-dev" else ()
+        try:
+            root = resolve_translations(cfg.xmixup.translations, task, cfg.cache_dir, smoke=_generated_data(cfg))
+            check_translations(task, root, _xmixup_languages(cfg, task), dev_languages=dev_languages)
+        except TranslationsUnavailable as exc:
+            raise PreparationError(str(exc)) from None
+
+
 def prepare_method(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: Assets) -> Preparation:
     if experiment.uses("salt"):
         return _prepare_salt(cfg, experiment, task, assets)
+    if experiment.uses("xmixup"):
+        return _prepare_xmixup(cfg, task, assets)
     return Preparation()
 
 
-def describe_preparation(cfg: SweepConfig, experiment: Experiment) -> tuple[list[str], dict[str, Dimension]]:
+def describe_preparation(cfg: SweepConfig, experiment: Experiment, task: TaskSpec) -> tuple[list[str], dict[str, Dimension]]:
     """What ``--dry-run`` shows of the preparation (nothing is loaded), and the space as it will be searched."""
+    if experiment.uses("xmixup"):
+        return _describe_xmixup(cfg, task), cfg.space
     if not experiment.uses("salt"):
         return [], cfg.space
     from search_spaces.salt import PER_LANGUAGE, expand_per_language
@@ -174,3 +192,89 @@ def _raw_train(task: TaskSpec, assets: Assets):
 
     raw = load_raw(task, assets.data_dir, languages=[task.source_language], eval_splits=())
     return raw[split_key(task.train_split, task.source_language)]
+
+
+# -- X-Mixup ------------------------------------------------------------------------------------
+
+def _xmixup_languages(cfg: SweepConfig, task: TaskSpec) -> tuple[str, ...]:
+    """The translate-train languages: ``train_languages`` when fixed (profile or --set), else every target."""
+    from trainables.paired import parse_languages
+
+    languages = parse_languages(cfg.train_overrides.get("train_languages")) or task.target_languages
+    unknown = sorted(set(languages) - set(task.target_languages))
+    if unknown:
+        raise PreparationError(f"train_languages {', '.join(unknown)}: not target languages of {task.name} "
+                               f"({', '.join(task.target_languages)})")
+    return tuple(languages)
+
+
+def _generated_data(cfg: SweepConfig) -> bool:
+    """Whether the task data is the generated smoke data (then its translations are generated too)."""
+    return cfg.data_dir is None and (cfg.profile == "smoke" or cfg.model is None)
+
+
+def _describe_xmixup(cfg: SweepConfig, task: TaskSpec) -> list[str]:
+    from trainables.paired import parse_languages
+
+    source = cfg.xmixup.translations or ("generated parallel data (smoke)" if _generated_data(cfg)
+                                         else "none given: pass --xmixup-translations DIR or a hub dataset id")
+    fixed = parse_languages(cfg.train_overrides.get("train_languages"))
+    languages = ", ".join(fixed) if fixed else f"all {len(task.target_languages)} target languages"
+    reference = [flag for flag, on in (("λ frozen (W = 1, b = 0)", cfg.train_overrides.get("freeze_ratio")),
+                                       ("p* per epoch, one coin per batch", cfg.train_overrides.get("sampling") == "reference"),
+                                       ("raw-logit inference", cfg.train_overrides.get("inference") == "logits")) if on]
+    return [
+        f"translations {source}: translate-train ({languages}) with back-translations for scheduled sampling, "
+        f"translate-test for every target language; tokenised once, cached by content hash under {cfg.cache_dir}",
+        "x-mixup      mix in layer l with the layer's own attention; λ = λ0 σ((H(A) + H(Aᵀ)) W + b), W and b "
+        "trained; p* = k / (k + exp(step / k)) per step and example; loss α CE_S + (1 - α) CE_T + MSE + KL; "
+        "inference averages the two sides' probabilities"
+        + (f"; reference-code behaviour: {', '.join(reference)}" if reference else ""),
+        "cka          linear CKA of source (translate-test English) and target test representations "
+        "(mean-pooled last layer), cka_<lang> for every arm (paper Table 7)",
+    ]
+
+
+def _prepare_xmixup(cfg: SweepConfig, task: TaskSpec, assets: Assets) -> Preparation:
+    """Translations -> paired, tokenised data (cached), and the mixup layers the encoder really has."""
+    from transformers import AutoConfig
+
+    from search_spaces.spec import Choice
+    from trainables.data import load_raw
+    from trainables.xmixup.translations import (TranslationsUnavailable, check_translations, load_parallel,
+                                                parallel_cached, resolve_translations)
+
+    languages = _xmixup_languages(cfg, task)
+    dev_languages = task.target_languages if cfg.select_on == "multilingual-dev" else ()
+    depth = AutoConfig.from_pretrained(assets.model_dir).num_hidden_layers
+    space = dict(cfg.space)
+    layers = space.get("mixup_layer")
+    if isinstance(layers, Choice):
+        deeper = [layer for layer in layers.values if layer > depth]
+        if deeper and cfg.xmixup.layers:
+            raise PreparationError(f"--xmixup-layers {','.join(map(str, deeper))}: the encoder has {depth} layers")
+        kept = tuple(layer for layer in layers.values if layer <= depth) or (depth,)
+        space["mixup_layer"] = Choice(kept)
+    fixed_layer = cfg.train_overrides.get("mixup_layer")
+    if isinstance(fixed_layer, int) and not 1 <= fixed_layer <= depth:
+        raise PreparationError(f"mixup_layer={fixed_layer}: the encoder has layers 1..{depth}")
+    try:
+        root = resolve_translations(cfg.xmixup.translations, task, cfg.cache_dir, smoke=_generated_data(cfg))
+        check_translations(task, root, languages, dev_languages=dev_languages)
+    except TranslationsUnavailable as exc:
+        raise PreparationError(str(exc)) from None
+    raw = load_raw(task, assets.data_dir, eval_splits=("validation", "test"))
+    try:
+        pairs = load_parallel(task, raw, root, languages, dev_languages=dev_languages)
+    except TranslationsUnavailable as exc:
+        raise PreparationError(str(exc)) from None
+    path = parallel_cached(pairs, task, assets.model_dir, assets.max_length, cfg.cache_dir)
+    params = {"xmixup.translations": str(root), "xmixup.train_languages": ",".join(languages),
+              "xmixup.parallel_path": str(path), "xmixup.train_pairs": len(pairs["translate_train"]),
+              "xmixup.encoder_layers": depth}
+    params.update({f"sweep.xmixup.{k}": v for k, v in cfg.to_dict()["xmixup"].items()})
+    summary = (f"[xmixup] {len(pairs['translate_train'])} training pairs ({', '.join(languages)}) from {root}; "
+               f"mixup layers {space['mixup_layer'] if 'mixup_layer' in space else fixed_layer or 1} of {depth}; "
+               f"paired data {path}")
+    return Preparation(method_params={"parallel_path": str(path)}, train_fields={"cka_path": str(path)},
+                       space=space, params=params, summary=summary)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from search_spaces.spec import Dimension, LogUniform
+from search_spaces.spec import Choice, Dimension, LogUniform
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,15 @@ SMOKE = Profile(
         # nothing / everything; these thresholds switch a share of the tokens, as on a real model.
         "threshold_en": 7.7e-4,
         "threshold_target": 7.7e-4,
+        # X-Mixup / translate-train: two of the 14 translations, so a trial costs about what a SALT trial
+        # does (the tiny model trained on the fully respelled scripts, ar or zh, stays at chance for
+        # hundreds of steps); a run has ~75 steps per epoch, so p* must decay within hundreds of steps,
+        # not the paper's tens of thousands (pk 1000).
+        "train_languages": "de,fr",
+        "pk": 30.0,
     },
     space={"learning_rate": LogUniform(1e-3, 1e-2), "threshold_en": LogUniform(7e-4, 9e-4),
-           "threshold_target": LogUniform(7e-4, 9e-4)},
+           "threshold_target": LogUniform(7e-4, 9e-4), "mixup_layer": Choice((1, 2)), "pk": LogUniform(10.0, 100.0)},
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, SMOKE)}

@@ -20,12 +20,17 @@ The dagger sits outside the bold so that it reads as a mark on the cell, like
 the papers' superscript, and ``(n=...)`` comes last because it qualifies the
 whole cell. Values are multiplied by 100 here only: the CSV files keep the
 summary's fractions at full precision so they can be re-analysed.
+
+That is the default :data:`PERCENT` format. A score that is itself read on
+[0, 1], such as X-Mixup's linear CKA (its Table 7: ``0.81``), is shown with
+:data:`FRACTION` instead: unscaled, two decimals (``0.81 ± 0.01``).
 """
 
 from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.stats import AVG, AVG_EN, Cell, Summary
@@ -35,6 +40,7 @@ EMPTY_CELL = "–"
 ARM_HEADER = "arm"
 
 REPORT_FILES: tuple[str, ...] = ("results.md", "results.csv", "results.html", "ttest.csv")
+"""The accuracy (task metric) report: Markdown, summary CSV, HTML, t-test CSV, in that order."""
 
 _HTML_STYLE = (
     "body{font-family:sans-serif;margin:2em}"
@@ -43,6 +49,25 @@ _HTML_STYLE = (
     "th:first-child,td:first-child{text-align:left}"
     "p.legend{font-size:90%;color:#444}"
 )
+
+
+@dataclass(frozen=True)
+class ValueFormat:
+    """How a summary's fractions are shown in the cells, and how the legend names their unit.
+
+    ``label_suffix`` follows the metric label at the start of the legend: ``" (%):"`` after a
+    short name such as "accuracy", ``";"`` after a label that is a whole description.
+    """
+
+    scale: float = 100.0
+    digits: int = 1
+    label_suffix: str = " (%):"
+
+
+PERCENT = ValueFormat()
+"""Accuracy and F1 as the papers print them: percent, one decimal."""
+FRACTION = ValueFormat(scale=1.0, digits=2, label_suffix=";")
+"""Scores on [0, 1] that papers print unscaled, such as linear CKA: two decimals."""
 
 
 # --------------------------------------------------------------------------- cells and headers
@@ -57,7 +82,9 @@ def column_label(summary: Summary, column: str) -> str:
     return column
 
 
-def format_cell(cell: Cell, *, expected_n: int, html_markup: bool = False) -> str:
+def format_cell(
+    cell: Cell, *, expected_n: int, html_markup: bool = False, value_format: ValueFormat = PERCENT
+) -> str:
     """The text of one cell (see the module docstring for the format).
 
     With ``html_markup`` the result is an HTML fragment (``<b>`` for bold);
@@ -65,7 +92,7 @@ def format_cell(cell: Cell, *, expected_n: int, html_markup: bool = False) -> st
     """
     if cell.n == 0 or not math.isfinite(cell.mean):
         return EMPTY_CELL
-    text = _mean_std(cell)
+    text = _mean_std(cell, value_format)
     if cell.best:
         text = f"<b>{text}</b>" if html_markup else f"**{text}**"
     if cell.significant:
@@ -75,20 +102,24 @@ def format_cell(cell: Cell, *, expected_n: int, html_markup: bool = False) -> st
     return text
 
 
-def _mean_std(cell: Cell) -> str:
-    """``mean ± std`` in percent; just the mean when the std is undefined (one seed)."""
-    mean = f"{cell.mean * 100:.1f}"
+def _mean_std(cell: Cell, value_format: ValueFormat) -> str:
+    """``mean ± std`` scaled and rounded; just the mean when the std is undefined (one seed)."""
+    scale, digits = value_format.scale, value_format.digits
+    mean = f"{cell.mean * scale:.{digits}f}"
     if not math.isfinite(cell.std):
         return mean
-    return f"{mean} ± {cell.std * 100:.1f}"
+    return f"{mean} ± {cell.std * scale:.{digits}f}"
 
 
-def _table(summary: Summary, *, html_markup: bool) -> tuple[list[str], list[list[str]]]:
+def _table(
+    summary: Summary, *, html_markup: bool, value_format: ValueFormat
+) -> tuple[list[str], list[list[str]]]:
     """Header labels and body rows (arm name first), as plain strings / HTML fragments."""
     expected_n = len(summary.expected_seeds)
     headers = [ARM_HEADER, *(column_label(summary, column) for column in summary.columns)]
     rows = [
-        [arm, *(format_cell(summary.cell(arm, column), expected_n=expected_n, html_markup=html_markup)
+        [arm, *(format_cell(summary.cell(arm, column), expected_n=expected_n, html_markup=html_markup,
+                            value_format=value_format)
                 for column in summary.columns)]
         for arm in summary.arms
     ]
@@ -98,15 +129,25 @@ def _table(summary: Summary, *, html_markup: bool) -> tuple[list[str], list[list
 # --------------------------------------------------------------------------- legend
 
 
-def legend_lines(summary: Summary, *, metric_label: str = "accuracy") -> list[str]:
-    """Plain-text legend: what a cell means, what the averages are, which seeds are missing."""
+def legend_lines(
+    summary: Summary, *, metric_label: str = "accuracy", value_format: ValueFormat = PERCENT
+) -> list[str]:
+    """Plain-text legend: what a cell means, what the averages are, which seeds are missing.
+
+    The t-test and ``avg+<source>`` are only explained when the table has them: a summary
+    without a baseline has no daggers, and a table may leave out the source's columns.
+    """
     seeds = ", ".join(str(seed) for seed in summary.expected_seeds) or "none"
     source = summary.source_language
+    ttest = (f"{DAGGER} paired t-test vs {summary.baseline_arm} p <= {summary.alpha:g}; "
+             if summary.baseline_arm is not None else "")
+    averages = f"avg = macro average over the target languages (without {source})"
+    if AVG_EN in summary.columns:
+        averages += f"; avg+{source} = macro average over all languages"
     lines = [
-        f"{metric_label} (%): mean ± std over {len(summary.expected_seeds)} seeds (seeds: {seeds}); "
-        f"{DAGGER} paired t-test vs {summary.baseline_arm} p <= {summary.alpha:g}; bold = best",
-        f"avg = macro average over the target languages (without {source}); "
-        f"avg+{source} = macro average over all languages",
+        f"{metric_label}{value_format.label_suffix} mean ± std over {len(summary.expected_seeds)} seeds "
+        f"(seeds: {seeds}); {ttest}bold = best",
+        averages,
     ]
     missing = summary.missing_seeds()
     if missing:
@@ -118,34 +159,41 @@ def legend_lines(summary: Summary, *, metric_label: str = "accuracy") -> list[st
 # --------------------------------------------------------------------------- renderers
 
 
-def render_markdown(summary: Summary, *, title: str | None = None, metric_label: str = "accuracy") -> str:
+def render_markdown(
+    summary: Summary, *, title: str | None = None, metric_label: str = "accuracy", value_format: ValueFormat = PERCENT
+) -> str:
     """A GitHub Markdown table with the legend as paragraphs below it."""
-    headers, rows = _table(summary, html_markup=False)
+    headers, rows = _table(summary, html_markup=False, value_format=value_format)
     parts = [f"## {title}"] if title else []
     parts.append(_markdown_table(headers, rows))
-    parts.extend(legend_lines(summary, metric_label=metric_label))
+    parts.extend(legend_lines(summary, metric_label=metric_label, value_format=value_format))
     return "\n\n".join(parts) + "\n"
 
 
-def render_text(summary: Summary, *, title: str | None = None, metric_label: str = "accuracy") -> str:
+def render_text(
+    summary: Summary, *, title: str | None = None, metric_label: str = "accuracy", value_format: ValueFormat = PERCENT
+) -> str:
     """For a terminal: the (column-aligned) Markdown table, a plain title and a compact legend."""
-    headers, rows = _table(summary, html_markup=False)
+    headers, rows = _table(summary, html_markup=False, value_format=value_format)
     parts = [f"{title}\n{'=' * len(title)}"] if title else []
     parts.append(_markdown_table(headers, rows))
-    parts.append("\n".join(legend_lines(summary, metric_label=metric_label)))
+    parts.append("\n".join(legend_lines(summary, metric_label=metric_label, value_format=value_format)))
     return "\n\n".join(parts) + "\n"
 
 
-def render_html(summary: Summary, *, title: str | None = None, metric_label: str = "accuracy") -> str:
+def render_html(
+    summary: Summary, *, title: str | None = None, metric_label: str = "accuracy", value_format: ValueFormat = PERCENT
+) -> str:
     """A small standalone HTML document with the same table and legend; all text is escaped."""
-    headers, rows = _table(summary, html_markup=True)
+    headers, rows = _table(summary, html_markup=True, value_format=value_format)
     head_cells = "".join(f"<th>{html.escape(label)}</th>" for label in headers)
     body_rows = "\n".join(
         "<tr><td>" + html.escape(row[0]) + "</td>" + "".join(f"<td>{cell}</td>" for cell in row[1:]) + "</tr>"
         for row in rows
     )
     legend = "\n".join(
-        f'<p class="legend">{html.escape(line)}</p>' for line in legend_lines(summary, metric_label=metric_label)
+        f'<p class="legend">{html.escape(line)}</p>'
+        for line in legend_lines(summary, metric_label=metric_label, value_format=value_format)
     )
     page_title = html.escape(title or "results")
     heading = f"<h1>{html.escape(title)}</h1>\n" if title else ""
@@ -159,22 +207,32 @@ def render_html(summary: Summary, *, title: str | None = None, metric_label: str
 
 
 def write_reports(
-    summary: Summary, out_dir: str | Path, *, title: str | None = None, metric_label: str = "accuracy"
+    summary: Summary,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    metric_label: str = "accuracy",
+    value_format: ValueFormat = PERCENT,
+    files: tuple[str, ...] = REPORT_FILES,
 ) -> dict[str, Path]:
-    """Write ``results.md``, ``results.csv``, ``results.html`` and ``ttest.csv`` into ``out_dir``.
+    """Write the Markdown, summary CSV, HTML and t-test CSV into ``out_dir``; name -> path.
 
+    ``files`` names them, in that order (``results.md``, ``results.csv``,
+    ``results.html``, ``ttest.csv`` by default), so that a second metric's
+    tables can sit beside the first's in the same folder without clobbering them.
     The CSVs hold the summary's fractions at full precision (``to_frame`` /
-    ``ttests``), not the rounded percentages of the tables, so that numbers
+    ``ttests``), not the rounded numbers of the tables, so that numbers
     can be re-used without re-running the sweep.
     """
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {name: directory / name for name in REPORT_FILES}
-    paths["results.md"].write_text(render_markdown(summary, title=title, metric_label=metric_label), encoding="utf-8")
-    summary.to_frame().to_csv(paths["results.csv"], index=False)
-    paths["results.html"].write_text(render_html(summary, title=title, metric_label=metric_label), encoding="utf-8")
-    summary.ttests().to_csv(paths["ttest.csv"], index=False)
-    return paths
+    markdown, frame, page, ttests = (directory / name for name in files)
+    options = dict(title=title, metric_label=metric_label, value_format=value_format)
+    markdown.write_text(render_markdown(summary, **options), encoding="utf-8")
+    summary.to_frame().to_csv(frame, index=False)
+    page.write_text(render_html(summary, **options), encoding="utf-8")
+    summary.ttests().to_csv(ttests, index=False)
+    return {path.name: path for path in (markdown, frame, page, ttests)}
 
 
 # --------------------------------------------------------------------------- markdown helpers

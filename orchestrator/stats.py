@@ -91,11 +91,12 @@ class Summary:
 
     ``seeds_by_arm`` records which seeds each arm has any result for, so that
     missing runs can be reported instead of only showing up as a smaller ``n``.
+    ``baseline_arm`` is ``None`` when nothing was tested (see :func:`summarize`).
     """
 
     arms: list[str]
     columns: list[str]
-    baseline_arm: str
+    baseline_arm: str | None
     alpha: float
     cells: dict[tuple[str, str], Cell]
     expected_seeds: list[int]
@@ -125,9 +126,15 @@ class Summary:
         return frame.astype({"n": "int64", "n_pairs": "int64", "significant": "bool", "best": "bool"})
 
     def ttests(self) -> pd.DataFrame:
-        """One row per non-baseline arm x column with the paired t-test against the baseline."""
+        """One row per non-baseline arm x column with the paired t-test against the baseline.
+
+        Without a baseline there are no tests, so no rows (the columns stay, for a uniform CSV).
+        """
         frame = self.to_frame()
-        frame = frame[frame["arm"] != self.baseline_arm].reset_index(drop=True)
+        if self.baseline_arm is None:
+            frame = frame.iloc[:0]
+        else:
+            frame = frame[frame["arm"] != self.baseline_arm].reset_index(drop=True)
         frame.insert(1, "baseline", self.baseline_arm)
         return frame[list(TTEST_COLUMNS)]
 
@@ -160,7 +167,7 @@ def summarize(
     *,
     arms: Sequence[str],
     languages: Sequence[str],
-    baseline_arm: str,
+    baseline_arm: str | None,
     source_language: str = "en",
     alpha: float = 0.05,
     expected_seeds: Iterable[int] | None = None,
@@ -173,6 +180,10 @@ def summarize(
     Columns are ``languages`` (in the given order), then ``avg`` and ``avg_en``.
     ``expected_seeds`` defaults to every seed seen for the requested arms; it is
     what "complete" means for :meth:`Summary.missing_seeds` and the report.
+    ``baseline_arm=None`` tests nothing (no cell gets a test or a dagger). It is
+    for a secondary metric the baseline arm does not log (X-Mixup's CKA), where
+    listing the baseline anyway would only add an empty row. A named baseline
+    must still be one of ``arms``, so that a typo cannot silently drop every test.
     """
     arms = list(arms)
     languages = list(languages)
@@ -203,14 +214,14 @@ def summarize(
 
 
 def _validate_options(
-    arms: list[str], languages: list[str], baseline_arm: str, source_language: str, alpha: float
+    arms: list[str], languages: list[str], baseline_arm: str | None, source_language: str, alpha: float
 ) -> None:
     """Reject option mistakes up front: they would otherwise surface as a silently wrong table."""
     if not arms:
         raise ValueError("arms must not be empty")
     if len(set(arms)) != len(arms):
         raise ValueError(f"arms contain duplicates: {arms}")
-    if baseline_arm not in arms:
+    if baseline_arm is not None and baseline_arm not in arms:
         raise ValueError(f"baseline arm {baseline_arm!r} is not in arms {arms}")
     if not languages:
         raise ValueError("languages must not be empty")
@@ -293,16 +304,17 @@ def _arm_values(values: pd.Series, arm: str) -> pd.Series:
 
 
 def _column_cells(
-    column: str, values: pd.Series, arms: list[str], baseline_arm: str, alpha: float
+    column: str, values: pd.Series, arms: list[str], baseline_arm: str | None, alpha: float
 ) -> dict[tuple[str, str], Cell]:
     """All arms' cells of one column: describe each arm, test it against the baseline, mark the best."""
     by_arm = {arm: _arm_values(values, arm) for arm in arms}
     means = {arm: float(v.mean()) if len(v) else math.nan for arm, v in by_arm.items()}
     best = _best_arms(means)
-    baseline = by_arm[baseline_arm]
+    baseline = by_arm[baseline_arm] if baseline_arm is not None else None  # None: nothing is tested
     cells = {}
     for arm, arm_values in by_arm.items():
-        test = _PairedTest() if arm == baseline_arm else _paired_test(arm_values, baseline, alpha)
+        untested = baseline is None or arm == baseline_arm
+        test = _PairedTest() if untested else _paired_test(arm_values, baseline, alpha)
         cells[(arm, column)] = Cell(
             mean=means[arm],
             std=_sample_std(arm_values),

@@ -21,7 +21,7 @@ from orchestrator.assets import Assets, prepare_assets
 from orchestrator.config import SweepConfig
 from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.plan import TrialResolver, describe_plan
-from orchestrator.preparation import PreparationError, prepare_method
+from orchestrator.preparation import Preparation, PreparationError, check_method_inputs, prepare_method
 from orchestrator.results import collect_confirm_results, report_results
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
 from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_tracking, resolve_tracking_uri
@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_resume_matches(cfg, SweepState.load(resumed), skip=("space",))
         if not cfg.verbose:
             _quiet_progress_bars()
+        check_method_inputs(cfg, experiment, task)
         assets = prepare_assets(cfg, task)
         preparation = prepare_method(cfg, experiment, task, assets)
         if preparation.space is not None:
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cluster = _start_ray(cfg)
     preparation.run(tracker, cluster)
-    resolver = _resolver(cfg, experiment, task, assets, state, preparation.method_params)
+    resolver = _resolver(cfg, experiment, task, assets, state, preparation)
     gpus_per_trial = _gpus_per_trial(cfg, cluster)
     launch = TrainLaunch(
         storage_path=str(sweep_dir / "train"),
@@ -158,7 +159,7 @@ def _should_search(cfg: SweepConfig, state: SweepState) -> bool:
 
 # Settings that define a sweep's results; resuming with other values would mix two sweeps.
 _RESUME_MUST_MATCH = ("profile", "model", "data_dir", "num_samples", "seeds", "search_seed", "select_on", "space",
-                      "train_overrides", "salt")
+                      "train_overrides", "salt", "xmixup")
 # Settings that only say how the work is spread (they may differ on another cluster).
 _RESUME_MAY_DIFFER = {"salt": ("batch_size", "gpus_per_actor", "concurrency")}
 
@@ -197,9 +198,10 @@ def _open_sweep(cfg: SweepConfig, resumed: Path | None) -> tuple[Path, SweepStat
 
 
 def _resolver(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: Assets,
-              state: SweepState, method_params: dict) -> TrialResolver:
+              state: SweepState, preparation: Preparation) -> TrialResolver:
     base = TrainConfig(task=task.name, model=assets.model_dir, tokenized_path=str(assets.tokenized_path),
-                       languages=task.languages, select_on=cfg.select_on, method_params=dict(method_params))
+                       languages=task.languages, select_on=cfg.select_on,
+                       method_params=dict(preparation.method_params), **preparation.train_fields)
     return TrialResolver(base=base.to_dict(), arms={arm.name: arm for arm in experiment.arms},
                          fixed=dict(cfg.train_overrides), best=dict(state.best),
                          searched_arm=experiment.searched_arm.name, search_seed=cfg.seeds[0])
@@ -223,7 +225,8 @@ def _start_ray(cfg: SweepConfig) -> dict[str, float]:
 
 
 def _log_sweep_config(tracker: SweepTracker, cfg: SweepConfig, assets: Assets, sweep_dir: Path) -> None:
-    params = {f"sweep.{k}": v for k, v in cfg.to_dict().items() if k not in ("resources", "train_overrides", "space", "salt")}
+    params = {f"sweep.{k}": v for k, v in cfg.to_dict().items()
+              if k not in ("resources", "train_overrides", "space", "salt", "xmixup")}
     params.update({f"sweep.resources.{k}": v for k, v in cfg.to_dict()["resources"].items()})
     params.update({f"sweep.set.{k}": v for k, v in cfg.train_overrides.items()})
     params.update({f"space.{k}": str(v) for k, v in cfg.space.items()})

@@ -32,7 +32,7 @@ def test_list_prints_one_line_per_experiment(capsys):
     assert main(["--list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     names = [line.split()[0] for line in lines]
-    assert names == ["baseline_xnli", "baseline_pawsx", "salt_xnli", "salt_pawsx"]
+    assert names == ["baseline_xnli", "baseline_pawsx", "salt_xnli", "salt_pawsx", "xmixup_xnli", "xmixup_pawsx"]
     assert "baseline_tuned" in lines[0]
 
 
@@ -59,6 +59,12 @@ def test_list_prints_one_line_per_experiment(capsys):
     (["salt_xnli", "--set", "threshold_fr=2"], "threshold_fr must be a probability"),
     (["salt_xnli", "--set", "mixup_scope=word"], "mixup_scope must be one of"),
     (["salt_xnli", "--space", "thresh_fr=uniform(0,1)"], "method 'salt' has no setting 'thresh_fr'"),
+    (["baseline_xnli", "--xmixup-freeze-ratio"], "--xmixup-* flags apply to X-Mixup experiments"),
+    (["salt_xnli", "--xmixup-translations", "/tmp"], "--xmixup-* flags apply to X-Mixup experiments"),
+    (["xmixup_xnli", "--xmixup-layers", "0,4"], "layer numbers >= 1"),
+    (["xmixup_xnli", "--set", "lambda0=1.5"], "lambda0 must be in (0, 1]"),
+    (["xmixup_xnli", "--set", "inference=mean"], "inference must be one of probabilities, logits"),
+    (["xmixup_xnli", "--space", "lambda=uniform(0,1)"], "method 'xmixup' has no setting 'lambda'"),
     ([], "name an experiment"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, expected):
@@ -195,3 +201,44 @@ def test_salt_without_a_word_list_is_one_line(tmp_path):
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "no fr.txt, de.txt in --salt-wordlists" in err[0], proc.stderr
+
+
+def test_xmixup_dry_run_shows_the_paper_protocol_and_the_space(capsys):
+    assert main(["xmixup_xnli", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "bert-base-multilingual-cased" in out and "15 languages" in out and "seeds        1, 2, 3, 4, 5" in out
+    assert ("learning_rate=loguniform(3e-06, 3e-05), lambda0=uniform(0.1, 1), mixup_layer=choice(1, 4, 8, 12), "
+            "alpha=uniform(0.2, 0.8), pk=loguniform(100, 10000)") in out
+    assert "translate-train (all 14 target languages) with back-translations" in out
+    assert "xmixup (before the search): lr 5e-06, batch 16 x accumulation 4 x workers, 4 epochs" in out
+    for arm in ("baseline [baseline", "translate_train [translate_train", "xmixup [xmixup, tuned]",
+                "xmixup_no_mixup_inference [xmixup, tuned, mixup_inference=False]",
+                "xmixup_no_sched_sampling [xmixup, tuned, scheduled_sampling=False]",
+                "xmixup_no_consistency [xmixup, tuned, consistency=False]",
+                "xmixup_const_ratio [xmixup, tuned, ratio=constant]"):
+        assert arm in out
+    assert "trials       20 search + 35 confirm = 55" in out and "t-tests vs baseline" in out
+    assert main(["xmixup_pawsx", "--dry-run", "--xmixup-layers", "1,4", "--xmixup-freeze-ratio",
+                 "--xmixup-reference-sampling", "--xmixup-logit-inference"]) == 0
+    out = capsys.readouterr().out
+    assert "mixup_layer=choice(1, 4)" in out
+    assert "reference-code behaviour: λ frozen (W = 1, b = 0), p* per epoch, one coin per batch, raw-logit inference" in out
+
+
+def test_xmixup_missing_translations_are_one_line_before_ray(tmp_path):
+    empty = tmp_path / "translations"
+    (empty / "XNLI" / "translate-train").mkdir(parents=True)
+    proc = run_cli("xmixup_xnli", "--profile", "smoke", "--xmixup-translations", str(empty), cwd=tmp_path)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "X-Mixup translations missing under" in err[0], proc.stderr
+    # The smoke profile trains on de and fr: their translate-train and back-translate, every translate-test.
+    assert "translate-train/en-de-translated.tsv" in err[0] and "(18 of 18 files)" in err[0]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "sweeps" / "xmixup_xnli" / "cache" / "tokenized").exists()
+
+
+def test_xmixup_layers_beyond_the_encoder_are_one_line(tmp_path):
+    proc = run_cli("xmixup_pawsx", "--profile", "smoke", "--xmixup-layers", "1,4", cwd=tmp_path)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "--xmixup-layers 4: the encoder has 2 layers" in err[0], proc.stderr

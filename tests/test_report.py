@@ -3,19 +3,29 @@
 Cell format (see orchestrator.report's docstring): ``mean ± std`` in percent with
 one decimal; best in column bold (``**..**`` / ``<b>..</b>``); ``†`` after it when
 p <= alpha vs the baseline; `` (n=k)`` when fewer seeds than expected; ``–`` for
-no result; a single seed shows only the mean.
+no result; a single seed shows only the mean. ``FRACTION`` (linear CKA) keeps the
+value's scale with two decimals: seeds 0.80 and 0.82 -> ``0.81 ± 0.01``.
+
+The last section runs ``report_results`` against a real MLflow store (SQLite in
+tmp_path): the CKA tables appear, and are attached, only when confirm runs logged CKA.
 """
 
 from __future__ import annotations
 
 import html
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow.entities import Metric
 
+from orchestrator.experiments import Arm, Experiment
 from orchestrator.report import (
+    FRACTION,
+    PERCENT,
+    REPORT_FILES,
     format_cell,
     legend_lines,
     render_html,
@@ -23,7 +33,10 @@ from orchestrator.report import (
     render_text,
     write_reports,
 )
+from orchestrator.results import CKA_FILES, CKA_LABEL, collect_confirm_results, report_results
 from orchestrator.stats import AVG, AVG_EN, Cell, Summary, summarize
+from orchestrator.tracking import PARENT_TAG, SweepTracker
+from trainables.tasks import TaskSpec
 
 NAN = math.nan
 COLUMNS = ["en", "de", AVG, AVG_EN]
@@ -245,3 +258,186 @@ def test_csv_keeps_fractions_at_full_precision(tmp_path: Path) -> None:
     assert t_row["t_stat"] == pytest.approx(4.0, rel=1e-9)
     assert t_row["n_pairs"] == 2
     assert t_row["baseline"] == "base"
+
+
+# --------------------------------------------------------------------------- other value formats (CKA)
+
+
+def cka_summary(baseline_arm: str | None = None) -> Summary:
+    """Two X-Mixup arms' CKA on de, fr (source en left out, as report_cka does), seeds 1 and 2.
+
+        arm      seed   de    fr   | avg
+        xmixup    1    .80   .70   | .75
+        xmixup    2    .82   .76   | .79
+        frozen    1    .78   .70   | .74
+        frozen    2    .80   .72   | .76
+    """
+    values = {"xmixup": {1: (0.80, 0.70), 2: (0.82, 0.76)}, "frozen": {1: (0.78, 0.70), 2: (0.80, 0.72)}}
+    rows = [
+        {"arm": arm, "seed": seed, "language": language, "value": value}
+        for arm, seeds in values.items()
+        for seed, per_language in seeds.items()
+        for language, value in zip(["de", "fr"], per_language)
+    ]
+    # en is required by summarize as the source; it has no rows, so its column and avg_en are empty.
+    summary = summarize(pd.DataFrame(rows), arms=["xmixup", "frozen"], languages=["en", "de", "fr"],
+                        baseline_arm=baseline_arm)
+    return replace(summary, columns=["de", "fr", AVG])
+
+
+# Hand-computed: mean, sample std = |a - b| / sqrt(2), two decimals, no scaling.
+CKA_ROWS = [
+    # de .81 ± .0141; fr .73 ± .0424; avg .77 ± .0283: every column's best
+    ["xmixup", "**0.81 ± 0.01**", "**0.73 ± 0.04**", "**0.77 ± 0.03**"],
+    # de .79 ± .0141; fr .71 ± .0141; avg .75 ± .0141
+    ["frozen", "0.79 ± 0.01", "0.71 ± 0.01", "0.75 ± 0.01"],
+]
+CKA_LEGEND = [
+    f"{CKA_LABEL}; mean ± std over 2 seeds (seeds: 1, 2); bold = best",
+    "avg = macro average over the target languages (without en)",
+]
+
+
+def test_fraction_format_cell() -> None:
+    # seeds 0.80 and 0.82: mean 0.81, std 0.01414 -> "0.81 ± 0.01"
+    assert format_cell(cell(0.81, math.sqrt(2) / 100, 2), expected_n=2, value_format=FRACTION) == "0.81 ± 0.01"
+    assert format_cell(cell(0.805, NAN, 1, best=True), expected_n=2, value_format=FRACTION) == "**0.81** (n=1)"
+    assert format_cell(EMPTY, expected_n=2, value_format=FRACTION) == "–"
+
+
+def test_percent_is_the_default_format(summary: Summary) -> None:
+    for value, _ in EXPECTED.values():
+        assert format_cell(value, expected_n=5, value_format=PERCENT) == format_cell(value, expected_n=5)
+    assert render_html(summary, title="X", value_format=PERCENT) == render_html(summary, title="X")
+    assert legend_lines(summary, value_format=PERCENT) == LEGEND
+
+
+def test_cka_table_and_legend_without_baseline() -> None:
+    text = render_text(cka_summary(), title="CKA", metric_label=CKA_LABEL, value_format=FRACTION)
+    rows = markdown_rows(text)
+    assert rows[0] == ["arm", "de", "fr", "avg"]
+    assert rows[2:] == CKA_ROWS
+    assert text.splitlines()[-2:] == CKA_LEGEND  # no dagger clause, no avg+en
+
+
+def test_cka_legend_with_baseline() -> None:
+    lines = legend_lines(cka_summary("frozen"), metric_label=CKA_LABEL, value_format=FRACTION)
+    assert lines[0] == (
+        f"{CKA_LABEL}; mean ± std over 2 seeds (seeds: 1, 2); † paired t-test vs frozen p <= 0.05; bold = best"
+    )
+
+
+def test_write_reports_with_other_file_names_does_not_clobber(summary: Summary, tmp_path: Path) -> None:
+    accuracy = write_reports(summary, tmp_path, title="XNLI")
+    before = {name: path.read_bytes() for name, path in accuracy.items()}
+    paths = write_reports(cka_summary(), tmp_path, title="CKA", metric_label=CKA_LABEL, value_format=FRACTION,
+                          files=CKA_FILES)
+    assert list(paths) == ["cka.md", "cka.csv", "cka.html", "cka_ttest.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*REPORT_FILES, *CKA_FILES])
+    assert {name: path.read_bytes() for name, path in accuracy.items()} == before
+    assert markdown_rows(paths["cka.md"].read_text(encoding="utf-8"))[2:] == CKA_ROWS
+    assert "<td><b>0.81 ± 0.01</b></td>" in paths["cka.html"].read_text(encoding="utf-8")
+    frame = pd.read_csv(paths["cka.csv"])
+    assert list(frame["column"]) == ["de", "fr", AVG] * 2
+    assert frame.loc[0, "mean"] == pytest.approx(0.81, abs=1e-12)  # a fraction at full precision
+    ttests = pd.read_csv(paths["cka_ttest.csv"])
+    assert ttests.empty and list(ttests.columns) == list(cka_summary().ttests().columns)
+
+
+# --------------------------------------------------------------------------- report_results on MLflow
+
+TOY = TaskSpec(name="toy", hub_id="none", languages=("en", "de", "fr"), text_fields=("text",),
+               label_names=("no", "yes"))
+XMIXUP = Experiment(
+    name="xmixup_toy", task="toy", method="xmixup", description="toy",
+    arms=(Arm("baseline", "baseline"), Arm("xmixup", "xmixup", tuned=True), Arm("frozen", "xmixup", tuned=True)),
+)
+ACCURACY = {  # (en, de, fr) per seed 1, 2, for every arm
+    "baseline": ((0.80, 0.70, 0.60), (0.82, 0.72, 0.62)),
+    "xmixup": ((0.81, 0.74, 0.66), (0.83, 0.76, 0.64)),
+    "frozen": ((0.80, 0.73, 0.65), (0.81, 0.75, 0.63)),
+}
+CKA = {"xmixup": ((0.80, 0.70), (0.82, 0.76)), "frozen": ((0.78, 0.70), (0.80, 0.72))}  # (de, fr), cka_summary's
+
+
+def sweep_with_runs(tmp_path: Path, cka: dict, *, failed_cka: bool = False) -> SweepTracker:
+    """A parent run with finished confirm children logging test_acc_* (and cka_* for ``cka``'s arms)."""
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "xmixup_toy")
+    tracker.open_parent(None, name="sweep", tags={"stage": "sweep"})
+
+    def child(arm: str, seed: int, metrics: dict[str, float], status: str = "FINISHED") -> None:
+        tags = {PARENT_TAG: tracker.parent_run_id, "stage": "confirm", "arm": arm, "seed": str(seed)}
+        run_id = tracker.client.create_run(tracker.experiment_id, tags=tags).info.run_id
+        tracker.client.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
+        tracker.client.set_terminated(run_id, status=status)
+
+    for arm, per_seed in ACCURACY.items():
+        for seed, values in enumerate(per_seed, start=1):
+            metrics = {f"test_acc_{lang}": v for lang, v in zip(TOY.languages, values)}
+            if arm in cka:
+                metrics.update({f"cka_{lang}": v for lang, v in zip(("de", "fr"), cka[arm][seed - 1])})
+            child(arm, seed, metrics)
+    if failed_cka:  # a failed run's CKA must not count
+        child("xmixup", 3, {"test_acc_de": 0.5, "cka_de": 0.9, "cka_fr": 0.9}, status="FAILED")
+    return tracker
+
+
+def parent_outputs(tracker: SweepTracker) -> tuple[list[str], dict[str, float]]:
+    run = tracker.client.get_run(tracker.parent_run_id)
+    return sorted(a.path for a in tracker.client.list_artifacts(tracker.parent_run_id)), run.data.metrics
+
+
+def accuracy_text(tracker: SweepTracker) -> str:
+    summary = summarize(collect_confirm_results(tracker, TOY), arms=["baseline", "xmixup", "frozen"],
+                        languages=list(TOY.languages), baseline_arm="baseline", expected_seeds=[1, 2])
+    return render_text(summary, title="xmixup_toy: test accuracy per language", metric_label="accuracy")
+
+
+def test_report_results_adds_cka_tables_when_runs_logged_cka(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the store's default artifact root is relative
+    tracker = sweep_with_runs(tmp_path, CKA, failed_cka=True)
+    out_dir = tmp_path / "results"
+    results = collect_confirm_results(tracker, TOY)
+    text = report_results(results, tracker, XMIXUP, TOY, [1, 2], out_dir)
+
+    accuracy = accuracy_text(tracker)
+    assert text.startswith(accuracy + "\nxmixup_toy: linear CKA per language\n")
+    cka_text = text[len(accuracy) + 1:]
+    assert markdown_rows(cka_text)[2:] == CKA_ROWS  # baseline logged no CKA: no row, no dagger
+    assert cka_text.splitlines()[-2:] == CKA_LEGEND
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*REPORT_FILES, *CKA_FILES])
+    assert pd.read_csv(out_dir / "cka_ttest.csv").empty
+    artifacts, metrics = parent_outputs(tracker)
+    assert artifacts == sorted([*REPORT_FILES, *CKA_FILES])
+    assert metrics["xmixup.cka_avg"] == pytest.approx(0.77, abs=1e-12)  # (.75 + .79) / 2
+    assert metrics["frozen.cka_avg"] == pytest.approx(0.75, abs=1e-12)  # (.74 + .76) / 2
+    assert "baseline.cka_avg" not in metrics
+    assert metrics["xmixup.test_acc_avg"] == pytest.approx(0.70, abs=1e-12)  # (.70 + .70) / 2
+
+
+def test_report_results_tests_cka_against_a_baseline_that_has_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tracker = sweep_with_runs(tmp_path, {**CKA, "baseline": ((0.60, 0.50), (0.63, 0.52))})
+    text = report_results(collect_confirm_results(tracker, TOY), tracker, XMIXUP, TOY, [1, 2], tmp_path / "out")
+    cka_text = text[len(accuracy_text(tracker)) + 1:]
+    assert [row[0] for row in markdown_rows(cka_text)[2:]] == ["baseline", "xmixup", "frozen"]
+    assert "† paired t-test vs baseline p <= 0.05" in cka_text.splitlines()[-2]
+    ttests = pd.read_csv(tmp_path / "out" / "cka_ttest.csv")
+    assert len(ttests) == 2 * 3 and set(ttests["baseline"]) == {"baseline"}
+    # xmixup de vs baseline: d = .20 .19 -> mean .195, paired on both seeds
+    row = ttests[(ttests["arm"] == "xmixup") & (ttests["column"] == "de")].iloc[0]
+    assert (row["n_pairs"], row["mean_diff"]) == (2, pytest.approx(0.195, abs=1e-12))
+    assert parent_outputs(tracker)[1]["baseline.cka_avg"] == pytest.approx(0.5625, abs=1e-12)  # (.55 + .575) / 2
+
+
+def test_report_results_without_cka_is_unchanged(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tracker = sweep_with_runs(tmp_path, {}, failed_cka=True)  # only a failed run has CKA
+    out_dir = tmp_path / "results"
+    text = report_results(collect_confirm_results(tracker, TOY), tracker, XMIXUP, TOY, [1, 2], out_dir)
+    assert text == accuracy_text(tracker)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(REPORT_FILES)
+    artifacts, metrics = parent_outputs(tracker)
+    assert artifacts == sorted(REPORT_FILES)
+    assert not [name for name in metrics if "cka" in name]
+    assert collect_confirm_results(tracker, TOY, metric="cka").empty

@@ -415,3 +415,30 @@ def test_duplicate_or_reserved_names_rejected(results: pd.DataFrame) -> None:
         summarize(results, arms=["base", "base"], languages=LANGUAGES, baseline_arm="base")
     with pytest.raises(ValueError, match="clash with the average column names"):
         summarize(results, arms=["base"], languages=["en", "avg"], baseline_arm="base")
+
+
+# --------------------------------------------------------------------------- no baseline
+
+
+def test_no_baseline_tests_nothing(results: pd.DataFrame) -> None:
+    # A secondary metric (X-Mixup's CKA) the baseline arm does not log: only "salt" has rows.
+    summary = summarize(results[results["arm"] == "salt"], arms=["salt"], languages=LANGUAGES, baseline_arm=None)
+    assert summary.baseline_arm is None
+    de = summary.cell("salt", "de")
+    assert de.mean == pytest.approx(0.75, abs=1e-12)  # (.73 + .77 + .75) / 3
+    assert de.std == pytest.approx(0.02, abs=1e-12)
+    for column in summary.columns:
+        cell = summary.cell("salt", column)
+        assert (cell.t_stat, cell.p_value, cell.mean_diff, cell.n_pairs, cell.significant) == (None, None, None, 0,
+                                                                                               False)
+        assert cell.best is True
+    tests = summary.ttests()
+    assert tests.empty
+    assert list(tests.columns) == [
+        "arm", "baseline", "column", "n_pairs", "mean_diff", "t_stat", "p_value", "significant",
+    ]
+
+
+def test_no_baseline_still_rejects_a_named_baseline_outside_arms(results: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="baseline arm 'base' is not in arms"):
+        summarize(results, arms=["salt"], languages=LANGUAGES, baseline_arm="base")

@@ -54,6 +54,9 @@ class TrainConfig:
     select_on: str = "en-dev"
     eval_every_steps: int = 200
     eval_batch_size: int = 128
+    # Test sets paired with their translate-test English (filled in by the sweep for X-Mixup
+    # experiments): every arm then logs cka_<lang>, the representation discrepancy. Empty: not measured.
+    cka_path: str = ""
     # The method's own knobs, validated by the method's parameter dataclass.
     method_params: dict[str, Any] = field(default_factory=dict)
 
@@ -115,7 +118,8 @@ def field_names() -> frozenset[str]:
 
 # Fields the sweep fills in itself (from the experiment, profile, arm and seed); a user cannot
 # --set or search them.
-SWEEP_OWNED = frozenset({"task", "method", "model", "tokenized_path", "languages", "seed", "method_params"})
+SWEEP_OWNED = frozenset({"task", "method", "model", "tokenized_path", "languages", "seed", "method_params",
+                         "cka_path"})
 
 
 def user_settings() -> frozenset[str]:

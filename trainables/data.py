@@ -555,27 +555,28 @@ def dataset_content_hash(ds: Dataset) -> str:
     return digest.hexdigest()
 
 
-def tokenized_cache_key(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int) -> str:
-    """What the tokenised data depends on: tokenizer files, data content, task fields, max_length, code version."""
+def content_cache_key(
+    format_version: str, fields: Sequence[str], tokenizer_dir: str | Path, parts: DatasetDict
+) -> str:
+    """sha256 over what tokenised data depends on: format and library versions, ``fields`` (task, columns,
+    max_length), the tokenizer files and every part's content."""
     import tokenizers
     import transformers
 
     digest = hashlib.sha256()
-    header = [
-        TOKENIZED_FORMAT_VERSION,
-        transformers.__version__,
-        tokenizers.__version__,
-        task.name,
-        *task.text_fields,
-        task.label_field,
-        str(max_length),
-    ]
+    header = [format_version, transformers.__version__, tokenizers.__version__, *fields]
     digest.update(json.dumps(header).encode())
     for path in _tokenizer_files(Path(tokenizer_dir)):
         digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    for name in sorted(raw):
-        digest.update(name.encode() + b"\0" + dataset_content_hash(raw[name]).encode())
+    for name in sorted(parts):
+        digest.update(name.encode() + b"\0" + dataset_content_hash(parts[name]).encode())
     return digest.hexdigest()
+
+
+def tokenized_cache_key(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int) -> str:
+    """What the tokenised data depends on: tokenizer files, data content, task fields, max_length, code version."""
+    fields = [task.name, *task.text_fields, task.label_field, str(max_length)]
+    return content_cache_key(TOKENIZED_FORMAT_VERSION, fields, tokenizer_dir, raw)
 
 
 def _encode_batch(
@@ -626,30 +627,23 @@ def _tokenize_splits(
     )
 
 
-def tokenize_cached(
-    raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, cache_dir: str | Path
-) -> Path:
-    """Tokenise ``raw`` once per (content, tokenizer, max_length); returns the saved DatasetDict folder.
+def publish_cached(cache_dir: str | Path, key: str, build: Callable[[Path], DatasetDict], *, task: TaskSpec,
+                   tokenizer_dir: str | Path, max_length: int, data_format: str) -> Path:
+    """``cache_dir/tokenized/<key[:16]>``, built by ``build(work_dir)`` and saved unless it is there already.
 
     The folder appears atomically (saved aside, then renamed), so concurrent sweeps either see a
     complete cache or none; when two build it at once, the loser's copy is discarded.
     """
-    key = tokenized_cache_key(raw, task, tokenizer_dir, max_length)
-    target = Path(cache_dir) / "tokenized" / key[:16]
+    folder = Path(cache_dir) / "tokenized"
+    target = folder / key[:16]
     if (target / "dataset_dict.json").exists():
         return target
-    scratch = target.parent / f".tmp-{key[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    meta = {"key": key, "task": task.name, "max_length": max_length, "tokenizer_dir": str(tokenizer_dir),
+            "format": data_format}
+    scratch = folder / f".tmp-{key[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         (scratch / "work").mkdir(parents=True)
-        tokenized = _tokenize_splits(raw, task, tokenizer_dir, max_length, scratch / "work", key)
-        tokenized.save_to_disk(str(scratch / "data"))
-        meta = {
-            "key": key,
-            "task": task.name,
-            "max_length": max_length,
-            "tokenizer_dir": str(tokenizer_dir),
-            "format": TOKENIZED_FORMAT_VERSION,
-        }
+        build(scratch / "work").save_to_disk(str(scratch / "data"))
         (scratch / "data" / "xlt_tokenized.json").write_text(json.dumps(meta, indent=1))
         try:
             os.replace(scratch / "data", target)
@@ -661,6 +655,17 @@ def tokenize_cached(
     return target
 
 
+def tokenize_cached(
+    raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, cache_dir: str | Path
+) -> Path:
+    """Tokenise ``raw`` once per (content, tokenizer, max_length); returns the saved DatasetDict folder."""
+    key = tokenized_cache_key(raw, task, tokenizer_dir, max_length)
+    return publish_cached(cache_dir, key, lambda work_dir: _tokenize_splits(raw, task, tokenizer_dir, max_length,
+                                                                             work_dir, key),
+                          task=task, tokenizer_dir=tokenizer_dir, max_length=max_length,
+                          data_format=TOKENIZED_FORMAT_VERSION)
+
+
 def load_tokenized(path: str | Path) -> DatasetDict:
     """The tokenised DatasetDict written by ``tokenize_cached`` (memory-mapped, not copied)."""
     return datasets.load_from_disk(str(path))
@@ -670,9 +675,15 @@ class DynamicPaddingCollator:
     """Pads a list of tokenised examples to the longest one in the batch (torch tensors).
 
     A thin wrapper over ``DataCollatorWithPadding`` that drops the ``length`` column (only there
-    for length-grouped sampling) and pads further token-id columns a method adds (e.g. SALT's
-    ``source_input_ids``) exactly like ``input_ids``.
+    for length-grouped sampling) and ``language`` (a string), and pads the further encodings a
+    method adds: each group ``<prefix>input_ids`` / ``<prefix>attention_mask`` /
+    ``<prefix>token_type_ids`` (X-Mixup's ``source_`` and ``backtrans_`` pairs) to its own longest
+    row. A group with ids only (SALT's ``source_input_ids``, position-aligned with ``input_ids``)
+    has no mask of its own, so it is padded to the width of ``input_ids`` and shares its mask.
     """
+
+    _GROUP_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
+    _DROPPED = ("length", "language")
 
     def __init__(self, tokenizer: Any) -> None:
         from transformers import DataCollatorWithPadding
@@ -680,26 +691,41 @@ class DynamicPaddingCollator:
         self.tokenizer = tokenizer
         self._pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
+    def _groups(self, names: Sequence[str]) -> dict[str, list[str]]:
+        """prefix -> its columns, for every prefix other than "" that has an ``input_ids`` column."""
+        prefixes = [name[: -len("input_ids")] for name in names if name.endswith("input_ids") and name != "input_ids"]
+        return {
+            prefix: [prefix + column for column in self._GROUP_COLUMNS if prefix + column in names]
+            for prefix in prefixes
+        }
+
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        extra = [name for name in examples[0] if name.endswith("input_ids") and name != "input_ids"]
-        dropped = {"length", *extra}
+        groups = self._groups(list(examples[0]))
+        dropped = {*self._DROPPED, *(name for columns in groups.values() for name in columns)}
         batch = self._pad([{name: value for name, value in example.items() if name not in dropped}
                            for example in examples])
-        if extra:
-            import torch
-
-            width = batch["input_ids"].shape[1]
-            right = self.tokenizer.padding_side == "right"
-            for name in extra:
-                column = torch.full((len(examples), width), self.tokenizer.pad_token_id, dtype=batch["input_ids"].dtype)
-                for row, example in enumerate(examples):
-                    ids = torch.as_tensor(example[name], dtype=column.dtype)
-                    if right:
-                        column[row, :len(ids)] = ids
-                    else:
-                        column[row, width - len(ids):] = ids
-                batch[name] = column
+        for prefix, columns in groups.items():
+            own_mask = f"{prefix}attention_mask" in columns
+            width = (max(len(example[f"{prefix}input_ids"]) for example in examples) if own_mask
+                     else batch["input_ids"].shape[1])
+            for name in columns:
+                pad = self.tokenizer.pad_token_id if name.endswith("input_ids") else 0
+                batch[name] = self._pad_column([example[name] for example in examples], width, pad,
+                                               batch["input_ids"].dtype)
         return batch
+
+    def _pad_column(self, rows: Sequence[Sequence[int]], width: int, pad: int, dtype: Any) -> Any:
+        import torch
+
+        column = torch.full((len(rows), width), pad, dtype=dtype)
+        right = self.tokenizer.padding_side == "right"
+        for index, values in enumerate(rows):
+            values = torch.as_tensor(values, dtype=dtype)
+            if right:
+                column[index, :len(values)] = values
+            else:
+                column[index, width - len(values):] = values
+        return column
 
 
 def make_collator(tokenizer_dir: str | Path) -> DynamicPaddingCollator:

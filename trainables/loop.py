@@ -30,6 +30,8 @@ from trainables.config import TrainConfig
 from trainables.data import load_tokenized, make_collator
 from trainables.methods import get_method
 from trainables.methods.base import Method
+from trainables.paired import PAIRED_COLUMNS
+from trainables.xmixup.cka import linear_cka
 from trainables.tasks import TaskSpec, get_task, split_key
 
 Report = Callable[[dict], None]
@@ -88,7 +90,8 @@ def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-    evaluator = Evaluator(method, data, task, cfg, ctx, collate).bind(model)
+    method.steps_per_epoch = steps_per_epoch
+    evaluator = Evaluator(method, method.evaluation_data(data), task, cfg, ctx, collate).bind(model)
     metric = task.metric
 
     autocast = _autocast(cfg, ctx.device)
@@ -104,6 +107,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None
         _set_epoch(loader, epoch)
         for index, batch in enumerate(loader):
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+            method.step = step
             last_micro = (index + 1) % cfg.grad_accum_steps == 0 or index + 1 == len(loader)
             sync = contextlib.nullcontext() if last_micro or not ctx.is_distributed else model.no_sync()
             with sync:
@@ -154,6 +158,8 @@ def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None
     final = {"step": step, "best_step": best_step, f"dev_{metric}": best_value,
              "train_samples_per_second": samples * ctx.world_size / max(train_seconds, 1e-9)}
     final.update(evaluator.test_scores())
+    if cfg.cka_path:
+        final.update(evaluator.cka_scores(load_tokenized(cfg.cka_path)))
     final.update(method.run_metrics())
     report(final)
     return final
@@ -199,15 +205,8 @@ class Evaluator:
         assert model is not None, "Evaluator.bind(model) first"
         was_training = model.training
         model.eval()
-        dataset = self.data[split]
-        order = np.argsort(-np.asarray(dataset["length"]), kind="stable")
-        batches = [order[i:i + self.cfg.eval_batch_size] for i in range(0, len(order), self.cfg.eval_batch_size)]
         counts = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
-        columns = dataset.select_columns(_model_columns(dataset))
-        for indices in batches[self.ctx.rank::self.ctx.world_size]:
-            rows = columns[indices.tolist()]
-            batch = self.collate([dict(zip(rows, values)) for values in zip(*rows.values())])
-            batch = {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
+        for batch in self._batches(self.data[split], self.method.extra_batch_columns, shard=True):
             with self.autocast():
                 logits = self.method.logits(model, batch)
             counts[0] += (logits.argmax(-1) == batch["labels"]).sum()
@@ -216,6 +215,47 @@ class Evaluator:
             torch.distributed.all_reduce(counts)
         model.train(was_training)
         return float(counts[0] / counts[1]) if counts[1] > 0 else float("nan")
+
+    @torch.inference_mode()
+    def cka_scores(self, paired: DatasetDict) -> dict[str, float]:
+        """``cka_<lang>``: linear CKA between the source (translate-test English) and target sentence
+        representations of each language's test set, as the method represents them (X-Mixup Table 7).
+
+        Every rank computes it on the whole test set (CKA does not decompose over shards).
+        """
+        model = self.model
+        assert model is not None, "Evaluator.bind(model) first"
+        was_training = model.training
+        model.eval()
+        out = {}
+        for lang in self.languages:
+            split = split_key(self.task.test_split, lang)
+            if split not in paired:
+                continue
+            sources, targets = [], []
+            for batch in self._batches(paired[split], PAIRED_COLUMNS, shard=False):
+                with self.autocast():
+                    source, target = self.method.sentence_representations(model, batch)
+                sources.append(source.float().cpu())
+                targets.append(target.float().cpu())
+            out[f"cka_{lang}"] = linear_cka(torch.cat(sources), torch.cat(targets))
+        model.train(was_training)
+        targets_only = [v for k, v in out.items() if k != f"cka_{self.task.source_language}"]
+        if targets_only:
+            out["cka_avg"] = float(np.mean(targets_only))
+        return out
+
+    def _batches(self, dataset: Dataset, extra: tuple[str, ...], *, shard: bool):
+        """Device batches in length order (this rank's share when ``shard``)."""
+        order = np.argsort(-np.asarray(dataset["length"]), kind="stable")
+        batches = [order[i:i + self.cfg.eval_batch_size] for i in range(0, len(order), self.cfg.eval_batch_size)]
+        if shard:
+            batches = batches[self.ctx.rank::self.ctx.world_size]
+        columns = dataset.select_columns(_model_columns(dataset, extra))
+        for indices in batches:
+            rows = columns[indices.tolist()]
+            batch = self.collate([dict(zip(rows, values)) for values in zip(*rows.values())])
+            yield {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
 
 
 def _model_columns(dataset: Dataset, extra: tuple[str, ...] = ()) -> list[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from trainables.methods.base import Method
 from trainables.methods.baseline import Baseline
 from trainables.methods.salt import Salt
+from trainables.methods.translate_train import TranslateTrain
+from trainables.methods.xmixup import XMixup
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Baseline, Salt)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Baseline, Salt, TranslateTrain, XMixup)}
 
 
 def get_method(name: str) -> type[Method]:

@@ -15,6 +15,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from trainables.config import ConfigError, TrainConfig
+from trainables.paired import SOURCE, mean_pool, side_inputs
 from trainables.tasks import TaskSpec, split_key
 
 
@@ -28,8 +29,12 @@ class Method:
 
     name: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
-    # Training-set columns the loop batches besides the model inputs (padded like input_ids).
+    # Columns the loop batches besides the model inputs, where a split has them (e.g. a translation).
     extra_batch_columns: ClassVar[tuple[str, ...]] = ()
+    # Set by the loop: the optimizer step the current micro-batch belongs to, and steps per epoch
+    # (for schedules inside a method, e.g. X-Mixup's scheduled sampling).
+    step: int = 0
+    steps_per_epoch: int = 1
 
     def __init__(self, cfg: TrainConfig, task: TaskSpec):
         self.cfg = cfg
@@ -78,6 +83,10 @@ class Method:
         """Training examples: the source-language train split (zero-shot transfer)."""
         return data[split_key(self.task.train_split, self.task.source_language)]
 
+    def evaluation_data(self, data: DatasetDict) -> DatasetDict:
+        """The dev and test splits the loop scores (X-Mixup: the same splits paired with translations)."""
+        return data
+
     def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(**batch).loss
 
@@ -86,5 +95,17 @@ class Method:
         return {}
 
     def logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         return model(**inputs).logits
+
+    def sentence_representations(self, model: torch.nn.Module,
+                                 batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(source, target) representations of a paired batch for CKA: the encoder alone on each side.
+
+        The paper's sequence representation, the mean-pooled last layer (X-Mixup Eq. 1 / Table 7).
+        """
+        encoder = getattr(model, model.base_model_prefix)
+        source, target = (side_inputs(batch, prefix) for prefix in (SOURCE, ""))
+        return tuple(mean_pool(encoder(input_ids=side.input_ids, attention_mask=side.attention_mask,
+                                       token_type_ids=side.token_type_ids).last_hidden_state, side.attention_mask)
+                     for side in (source, target))

@@ -14,16 +14,18 @@ import torch
 
 
 def attention_entropy(scores: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-    """Mean entropy of softmax(scores) over the real query rows, per instance.
+    """Mean entropy of softmax(scores) over the real query rows (and over heads), per instance.
 
-    ``scores`` [B, I, J] are the attention logits (h_T h_Sᵀ / √n); ``query_mask`` [B, I] and
-    ``key_mask`` [B, J] mark real tokens (padding gets no attention and counts as no query).
+    ``scores`` [B, I, J] or [B, heads, I, J] are the attention logits (q kᵀ / √d); ``query_mask``
+    [B, I] and ``key_mask`` [B, J] mark real tokens (padding gets no attention and counts as no query).
     """
-    scores = scores.float().masked_fill(~key_mask.bool()[:, None, :], torch.finfo(torch.float32).min)
+    if scores.dim() == 3:
+        scores = scores[:, None]
+    scores = scores.float().masked_fill(~key_mask.bool()[:, None, None, :], torch.finfo(torch.float32).min)
     log_attention = torch.log_softmax(scores, dim=-1)
-    entropy = -(log_attention.exp() * log_attention).sum(-1)  # [B, I]
-    rows = query_mask.float()
-    return (entropy * rows).sum(-1) / rows.sum(-1).clamp(min=1)
+    entropy = -(log_attention.exp() * log_attention).sum(-1)  # [B, heads, I]
+    rows = query_mask.float()[:, None, :]
+    return ((entropy * rows).sum(-1) / rows.sum(-1).clamp(min=1)).mean(-1)
 
 
 class MixupRatio(torch.nn.Module):
@@ -37,7 +39,7 @@ class MixupRatio(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros(1), requires_grad=not freeze)
 
     def forward(self, scores: torch.Tensor, target_mask: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
-        """``scores`` [B, I, J]: target-query x source-key logits. Returns λ [B]."""
+        """``scores`` [B, (heads,) I, J]: target-query x source-key logits. Returns λ [B]."""
         quality = (attention_entropy(scores, target_mask, source_mask)
-                   + attention_entropy(scores.transpose(1, 2), source_mask, target_mask))
+                   + attention_entropy(scores.transpose(-1, -2), source_mask, target_mask))
         return self.max_ratio * torch.sigmoid(quality * self.weight + self.bias)

@@ -1,0 +1,76 @@
+"""X-Mixup through the real CLI, Ray Tune/Train, Optuna and MLflow (no mocks): every arm on the
+same seeds, t-tests against the baseline, and the CKA table (paper Table 7) on the parent run."""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_sweep_smoke import env, runs_of, sweep_command
+from trainables.tasks import get_task
+
+pytestmark = pytest.mark.slow
+ARMS = ("baseline", "translate_train", "xmixup", "xmixup_no_mixup_inference", "xmixup_no_sched_sampling",
+        "xmixup_no_consistency", "xmixup_const_ratio")
+
+
+def test_xmixup_sweep_compares_every_arm_and_logs_cka(tmp_path):
+    proc = subprocess.run(sweep_command("xmixup_xnli", "--profile", "smoke", "--seeds", "1,2", "--num-samples", "1",
+                                        "--set", "num_train_epochs=1", "--set", "train_languages=de"),
+                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "xmixup_xnli: test accuracy per language" in proc.stdout
+    assert "linear CKA" in proc.stdout  # the CKA table follows the accuracy table
+    assert "[xmixup] 1200 training pairs (de)" in proc.stdout
+
+    task = get_task("xnli")
+    client, parents, children = runs_of(tmp_path, "xmixup_xnli")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert parent.data.params["xmixup.train_languages"] == "de"
+    confirm = [c for c in children if c.data.tags["stage"] == "confirm"]
+    assert Counter((c.data.tags["arm"], c.data.tags["seed"]) for c in confirm) == {
+        (arm, seed): 1 for arm in ARMS for seed in ("1", "2")}
+
+    best = {k[len("best."):]: v for k, v in parent.data.params.items() if k.startswith("best.")}
+    assert set(best) == {"learning_rate", "lambda0", "mixup_layer", "alpha", "pk"}
+    for run in confirm:
+        arm, params, metrics = run.data.tags["arm"], run.data.params, run.data.metrics
+        assert run.info.status == "FINISHED"
+        cka = {f"cka_{lang}" for lang in task.languages}
+        assert cka <= set(metrics) and all(0 < metrics[k] <= 1 + 1e-9 for k in cka), arm
+        if arm in ("baseline", "translate_train"):
+            assert params["method"] == arm and not any(k.startswith("xmixup_") for k in metrics)
+            assert metrics["cka_en"] == pytest.approx(1.0)  # each side alone: English is its own translation
+            continue
+        assert params["method"] == "xmixup"
+        for knob in best:  # the tuned arms run the search's best configuration
+            value = params["learning_rate"] if knob == "learning_rate" else params[f"method.{knob}"]
+            assert float(value) == pytest.approx(float(best[knob])), (arm, knob)
+        assert {"xmixup_ratio_mean", "xmixup_real_source_share"} <= set(metrics)
+        if arm == "xmixup_const_ratio":
+            assert metrics["xmixup_ratio_mean"] == pytest.approx(float(best["lambda0"]))
+        else:
+            assert 0 < metrics["xmixup_ratio_mean"] < float(best["lambda0"])
+        if arm == "xmixup_no_sched_sampling":
+            assert metrics["xmixup_real_source_share"] == 1.0
+        else:
+            assert metrics["xmixup_real_source_share"] < 1.0
+
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"results.md", "results.csv", "ttest.csv", "cka.md", "cka.csv", "cka_ttest.csv"} <= artifacts
+    ttest = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "ttest.csv", str(tmp_path))))
+    assert set(ttest.arm) == set(ARMS) - {"baseline"} and set(ttest.baseline) == {"baseline"}
+    table = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "cka.csv", str(tmp_path))))
+    for arm in ("baseline", "xmixup"):
+        per_seed = [np.mean([c.data.metrics[f"cka_{lang}"] for lang in task.target_languages])
+                    for c in confirm if c.data.tags["arm"] == arm]
+        row = table[(table.arm == arm) & (table.column == "avg")].iloc[0]
+        assert row["mean"] == pytest.approx(np.mean(per_seed)) and row["n"] == 2
+    assert parent.data.metrics["xmixup.cka_avg"] == pytest.approx(
+        table[(table.arm == "xmixup") & (table.column == "avg")].iloc[0]["mean"])
