@@ -225,3 +225,24 @@ def test_translate_train_adds_the_translations_to_english(smoke_train_config, xn
     assert len(train) == 2 * len(english)
     final = train_and_evaluate(cfg.replace(max_steps=10, eval_every_steps=10, cka_path=xnli_parallel), lambda m: None)
     assert final["cka_en"] == pytest.approx(1.0) and 0 < final["cka_de"] <= 1
+
+
+def test_xlm_r_encoders_are_wrapped_too():
+    """A tiny random XLM-R (no pooler, its own classification head, position ids from the padding)."""
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    torch.manual_seed(0)
+    config = XLMRobertaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                              intermediate_size=64, max_position_embeddings=40, num_labels=3, pad_token_id=1)
+    classifier = XLMRobertaForSequenceClassification(config).eval()
+    model = XMixupModel(classifier, mixup_layer=3, max_ratio=0.5).eval()
+    ids = torch.tensor([[0, 5, 6, 7, 2], [0, 8, 2, 1, 1]])
+    target = SideInputs(ids, (ids != 1).long())
+    source = SideInputs(ids[:, :4], (ids[:, :4] != 1).long())
+    with torch.no_grad():
+        torch.testing.assert_close(model(target).target_logits,
+                                   classifier(input_ids=ids, attention_mask=target.attention_mask).logits)
+        out = model(target, source)
+    assert out.target_logits.shape == (2, 3) and out.source_repr.shape == (2, 32)
+    with pytest.raises(Exception, match="mixup_layer must be in 1..3"):
+        XMixupModel(classifier, mixup_layer=4, max_ratio=0.5)
