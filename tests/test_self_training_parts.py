@@ -1,0 +1,92 @@
+"""Self-training parts against hand-computed values: the English-dev threshold rule, the soft and
+hard pseudo-label losses, and the voters."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trainables.self_training.losses import hard_label_loss, self_training_loss, soft_label_loss
+from trainables.self_training.thresholds import threshold_for_precision
+from trainables.self_training.voting import required_votes, vote
+
+# A hand-made English dev table: confidence of each prediction and whether it was right.
+#   sorted:  0.95 ✓  0.90 ✓  0.80 ✗  0.80 ✓  0.70 ✓  0.60 ✗  0.50 ✗  0.40 ✓
+#   cut >=   0.95: 1/1   0.90: 2/2   0.80: 3/4   0.70: 4/5   0.60: 4/6   0.50: 4/7   0.40: 5/8
+CONFIDENCE = [0.80, 0.50, 0.95, 0.70, 0.40, 0.90, 0.60, 0.80]
+CORRECT = [False, False, True, True, True, True, False, True]
+
+
+@pytest.mark.parametrize("target, threshold, precision, coverage", [
+    (1.0, 0.90, 1.0, 2 / 8),  # 0.90 keeps 2 of 2 right; 0.80 drops to 3/4
+    (0.8, 0.70, 4 / 5, 5 / 8),  # the lowest cut at >= 80 %: 0.70 (4/5); 0.80 (3/4) is below, yet a higher cut
+    (0.75, 0.70, 4 / 5, 5 / 8),  # 0.80 gives exactly 0.75 too, but 0.70 is lower and still precise enough
+    (0.6, 0.40, 5 / 8, 1.0),  # everything: 5/8 = 0.625
+])
+def test_threshold_is_the_lowest_cut_reaching_the_target_precision(target, threshold, precision, coverage):
+    choice = threshold_for_precision(CONFIDENCE, CORRECT, target)
+    assert choice.threshold == pytest.approx(threshold)
+    assert choice.precision == pytest.approx(precision) and choice.coverage == pytest.approx(coverage)
+
+
+def test_ties_are_kept_together_and_an_unreachable_target_keeps_nothing():
+    # Two predictions at 0.9, one right: a cut cannot keep only the right one.
+    choice = threshold_for_precision([0.9, 0.9, 0.5], [True, False, True], 1.0)
+    assert math.isinf(choice.threshold) and choice.coverage == 0.0
+    assert threshold_for_precision([0.9, 0.9, 0.5], [True, False, True], 0.5).threshold == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        threshold_for_precision([0.5], [True], 0.0)
+
+
+def test_soft_loss_is_the_mse_of_the_distributions():
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])  # softmax: (.5, .5) and (.75, .25)
+    teacher = torch.tensor([[1.0, 0.0], [0.75, 0.25]])
+    expected = (0.25 + 0.25 + 0 + 0) / 4
+    assert float(soft_label_loss(logits, teacher)) == pytest.approx(expected)
+    # Token classification: [B=1, T=2, C=2] with the second token unlabelled (mask 0).
+    tokens = logits[None]
+    assert float(soft_label_loss(tokens, teacher[None], mask=torch.tensor([[1, 0]]))) == pytest.approx(0.25)
+
+
+def test_hard_loss_keeps_confident_and_agreed_labels_only():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    teacher = torch.tensor([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]])
+    ce = lambda row, label: -torch.log_softmax(logits[row], -1)[label].item()  # noqa: E731
+    # Threshold 0.75: rows 0 (0.9 -> label 0) and 2 (0.8 -> label 1); row 1 (0.7) is dropped.
+    assert float(hard_label_loss(logits, teacher, 0.75)) == pytest.approx((ce(0, 0) + ce(2, 1)) / 2)
+    # Voters disagreed on row 2: only row 0 remains.
+    agreed = torch.tensor([True, True, False])
+    assert float(hard_label_loss(logits, teacher, 0.75, agreed=agreed)) == pytest.approx(ce(0, 0))
+    # Nothing confident enough: zero, and still a graph to backpropagate through.
+    logits.requires_grad_(True)
+    none = hard_label_loss(logits, teacher, 0.95)
+    none.backward()
+    assert float(none.detach()) == 0.0 and float(logits.grad.abs().sum()) == 0.0
+
+
+def test_self_training_loss_weighs_soft_against_hard():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    teacher = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
+    soft, hard = soft_label_loss(logits, teacher), hard_label_loss(logits, teacher, 0.5)
+    assert float(self_training_loss(logits, teacher, 0.5, 0.25)) == pytest.approx(0.75 * float(soft) + 0.25 * float(hard))
+
+
+def test_voting_keeps_agreed_labels_and_averages_the_distributions():
+    # 3 voters x 3 examples x 2 classes.
+    probs = np.array([
+        [[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]],
+        [[0.8, 0.2], [0.3, 0.7], [0.4, 0.6]],
+        [[0.7, 0.3], [0.4, 0.6], [0.6, 0.4]],
+    ])
+    unanimous = vote(probs, "unanimous")
+    assert unanimous.labels.tolist() == [0, 1, 1]  # predictions: (0,0,0), (0,1,1), (1,1,0)
+    assert unanimous.agreed.tolist() == [True, False, False]
+    np.testing.assert_allclose(unanimous.probabilities, [[0.8, 0.2], [13 / 30, 17 / 30], [0.4, 0.6]])
+    assert vote(probs, "majority").agreed.tolist() == [True, True, True]
+    assert vote(probs, 3).agreed.tolist() == [True, False, False]
+    assert required_votes("majority", 4) == 3 and required_votes("majority", 5) == 3
+    with pytest.raises(ValueError):
+        vote(probs, "most")
