@@ -25,3 +25,4 @@ test-fast: setup
 bench: setup
 	$(PY) bench/trainer_throughput.py
 	$(PY) bench/salt_scan.py
+	$(PY) bench/btf_mlm.py

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from orchestrator.config import SweepConfig
 from trainables.config import TrainConfig
-from trainables.data import check_data_available, load_raw, tokenize_cached
+from datasets import DatasetDict
+
+from trainables.data import check_data_available, load_raw, load_unlabelled, tokenize_cached
 from trainables.models import resolve_model
 from trainables.smoke_assets import build_smoke_data, build_smoke_model
 from trainables.tasks import TaskSpec
@@ -27,15 +29,18 @@ class Assets:
     max_length: int
 
 
-def prepare_assets(cfg: SweepConfig, task: TaskSpec) -> Assets:
+def prepare_assets(cfg: SweepConfig, task: TaskSpec, *, unlabelled: tuple[str, ...] = ()) -> Assets:
+    """The model folder and the tokenised task data (with ``unlabelled_<lang>`` parts for ``unlabelled``)."""
     if cfg.profile == "smoke" or cfg.model is None:
         model_dir = str(build_smoke_model(cfg.cache_dir)) if cfg.model is None else resolve_model(cfg.model)
         data_dir = cfg.data_dir or str(build_smoke_data(task, cfg.cache_dir))
     else:
         model_dir = resolve_model(cfg.model)
         data_dir = cfg.data_dir
-    check_data_available(task, data_dir)
+    check_data_available(task, data_dir, unlabelled_languages=unlabelled)
     raw = load_raw(task, data_dir)
+    if unlabelled:
+        raw = DatasetDict({**raw, **load_unlabelled(task, data_dir, unlabelled)})
     max_length = int(cfg.train_overrides.get("max_length", TrainConfig.max_length))
     tokenized = tokenize_cached(raw, task, model_dir, max_length, cfg.cache_dir)
     return Assets(model_dir=model_dir, data_dir=data_dir, tokenized_path=Path(tokenized), max_length=max_length)

@@ -18,6 +18,7 @@ from orchestrator.config import STAGES, Resources, SweepConfig, TranslationSetti
 from orchestrator.experiments import EXPERIMENTS, Experiment, get_experiment
 from orchestrator.profiles import PROFILES
 from search_spaces import get_space
+from trainables.btf.mlm import BtfSettings
 from search_spaces.spec import Choice, SpecError, parse_dimension
 from orchestrator.plan import TrialResolver
 from trainables.config import SELECT_ON, ConfigError, TrainConfig, user_settings
@@ -146,6 +147,7 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         space=space,
         salt=salt,
         xmixup=xmixup,
+        btf=BtfSettings(**profile.btf),
         verbose=args.verbose,
     )
     _check_train_settings(cfg)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.spec import Dimension
+from trainables.btf.mlm import BtfSettings
 from trainables.salt.scan import ScanSettings
 
 STAGES = ("search", "confirm")
@@ -56,6 +57,7 @@ class SweepConfig:
     space: dict[str, Dimension] = field(default_factory=dict)
     salt: ScanSettings = field(default_factory=ScanSettings)  # SALT experiments only
     xmixup: TranslationSettings = field(default_factory=TranslationSettings)  # X-Mixup experiments only
+    btf: BtfSettings = field(default_factory=BtfSettings)  # BTF + self-training experiments only: the MLM run
     verbose: bool = False
 
     @property

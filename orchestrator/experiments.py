@@ -35,11 +35,12 @@ class Experiment:
     description: str
     baseline_arm: str = "baseline"
     model: str | None = None  # the paper's model, when it differs from the profile's default
+    searched: str = ""  # the arm the search stage tunes; empty: the first tuned arm
 
     @property
     def searched_arm(self) -> Arm:
-        """The arm whose configuration the search stage tunes (the first tuned arm)."""
-        return next(arm for arm in self.arms if arm.tuned)
+        """The arm whose configuration the search stage tunes (``searched``, else the first tuned arm)."""
+        return next(arm for arm in self.arms if arm.name == self.searched or (not self.searched and arm.tuned))
 
     def uses(self, method: str) -> bool:
         """Whether any arm runs ``method`` (e.g. a SALT experiment needs the candidate scan)."""
@@ -109,9 +110,32 @@ def _xmixup(task: str, label: str) -> Experiment:
     )
 
 
+def _btf(task: str, label: str) -> Experiment:
+    """BTF + self-training against the baseline: each part alone, both, and both with voters."""
+    return Experiment(
+        name=f"btf_{task}",
+        task=task,
+        method="self_training",
+        searched="btf_self_training",
+        description=f"BTF + self-training on {label}: MLM steps, threshold rule, soft/hard weight, rounds and lr "
+                    "searched; each part alone and with voters",
+        arms=(
+            ZERO_SHOT,
+            Arm("btf", "btf", tuned=True, description="fine-tuning from the task-fitted (MLM) encoder"),
+            Arm("self_training", "self_training", tuned=True, overrides={"btf": False},
+                description="self-training from the pre-trained encoder: soft (MSE) + confident hard (CE) labels"),
+            Arm("btf_self_training", "self_training", tuned=True, description="BTF, then self-training"),
+            Arm("btf_self_training_voters", "self_training", tuned=True, overrides={"voting": True},
+                description="BTF, then self-training on labels the voters (other seeds) agree on"),
+        ),
+    )
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     exp.name: exp for exp in (_baseline("xnli", "XNLI"), _baseline("pawsx", "PAWS-X"), _salt("xnli", "XNLI"),
-                              _salt("pawsx", "PAWS-X"), _xmixup("xnli", "XNLI"), _xmixup("pawsx", "PAWS-X"))
+                              _salt("pawsx", "PAWS-X"), _xmixup("xnli", "XNLI"), _xmixup("pawsx", "PAWS-X"),
+                              _baseline("marc", "MARC"), _baseline("panx", "PAN-X"), _btf("marc", "MARC"),
+                              _btf("panx", "PAN-X"))
 }
 
 

@@ -49,9 +49,12 @@ def check_method_inputs(cfg: SweepConfig, experiment: Experiment, task: TaskSpec
         dev_languages = task.target_languages if cfg.select_on == "multilingual-dev" else ()
         try:
             root = resolve_translations(cfg.xmixup.translations, task, cfg.cache_dir, smoke=_generated_data(cfg))
-            check_translations(task, root, _xmixup_languages(cfg, task), dev_languages=dev_languages)
+            check_translations(task, root, _target_languages(cfg, task), dev_languages=dev_languages)
         except TranslationsUnavailable as exc:
             raise PreparationError(str(exc)) from None
+    if experiment.uses("btf") or experiment.uses("self_training"):
+        _target_languages(cfg, task)
+        _mlm_steps(cfg)
 
 
 def prepare_method(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: Assets) -> Preparation:
@@ -59,13 +62,24 @@ def prepare_method(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, ass
         return _prepare_salt(cfg, experiment, task, assets)
     if experiment.uses("xmixup"):
         return _prepare_xmixup(cfg, task, assets)
+    if experiment.uses("btf") or experiment.uses("self_training"):
+        return _prepare_btf(cfg, task, assets)
     return Preparation()
+
+
+def unlabelled_languages(cfg: SweepConfig, experiment: Experiment, task: TaskSpec) -> tuple[str, ...]:
+    """Target languages whose unlabelled text the experiment reads (BTF and self-training), else none."""
+    if not (experiment.uses("btf") or experiment.uses("self_training")):
+        return ()
+    return _target_languages(cfg, task)
 
 
 def describe_preparation(cfg: SweepConfig, experiment: Experiment, task: TaskSpec) -> tuple[list[str], dict[str, Dimension]]:
     """What ``--dry-run`` shows of the preparation (nothing is loaded), and the space as it will be searched."""
     if experiment.uses("xmixup"):
         return _describe_xmixup(cfg, task), cfg.space
+    if experiment.uses("btf") or experiment.uses("self_training"):
+        return _describe_btf(cfg, task), cfg.space
     if not experiment.uses("salt"):
         return [], cfg.space
     from search_spaces.salt import PER_LANGUAGE, expand_per_language
@@ -196,8 +210,9 @@ def _raw_train(task: TaskSpec, assets: Assets):
 
 # -- X-Mixup ------------------------------------------------------------------------------------
 
-def _xmixup_languages(cfg: SweepConfig, task: TaskSpec) -> tuple[str, ...]:
-    """The translate-train languages: ``train_languages`` when fixed (profile or --set), else every target."""
+def _target_languages(cfg: SweepConfig, task: TaskSpec) -> tuple[str, ...]:
+    """The target languages a method trains on: ``train_languages`` when fixed (profile or --set), else every
+    target (X-Mixup: the translate-train languages; BTF / self-training: the unlabelled text)."""
     from trainables.paired import parse_languages
 
     languages = parse_languages(cfg.train_overrides.get("train_languages")) or task.target_languages
@@ -244,7 +259,7 @@ def _prepare_xmixup(cfg: SweepConfig, task: TaskSpec, assets: Assets) -> Prepara
     from trainables.xmixup.translations import (TranslationsUnavailable, check_translations, load_parallel,
                                                 parallel_cached, resolve_translations)
 
-    languages = _xmixup_languages(cfg, task)
+    languages = _target_languages(cfg, task)
     dev_languages = task.target_languages if cfg.select_on == "multilingual-dev" else ()
     depth = AutoConfig.from_pretrained(assets.model_dir).num_hidden_layers
     space = dict(cfg.space)
@@ -278,3 +293,97 @@ def _prepare_xmixup(cfg: SweepConfig, task: TaskSpec, assets: Assets) -> Prepara
                f"paired data {path}")
     return Preparation(method_params={"parallel_path": str(path)}, train_fields={"cka_path": str(path)},
                        space=space, params=params, summary=summary)
+
+
+# -- BTF + self-training ------------------------------------------------------------------------
+
+def _mlm_steps(cfg: SweepConfig) -> tuple[int, ...]:
+    """Every MLM step count a trial may ask for: the searched choice's values and the fixed (or default) value."""
+    from search_spaces import get_space
+    from search_spaces.spec import Choice
+
+    steps = {cfg.train_overrides.get("mlm_steps", get_space("self_training").defaults["mlm_steps"])}
+    dimension = cfg.space.get("mlm_steps")
+    if dimension is not None:
+        if not isinstance(dimension, Choice):
+            raise PreparationError(f"--space mlm_steps={dimension}: search it as a choice, e.g. "
+                                   "'choice(1000,3000,10000)' (each value is a checkpoint of the one BTF run)")
+        steps |= set(dimension.values)
+    bad = sorted(str(step) for step in steps if not (isinstance(step, int) and step > 0))
+    if bad:
+        raise PreparationError(f"mlm_steps {', '.join(bad)}: MLM step counts are whole numbers > 0")
+    return tuple(sorted(steps))
+
+
+def _describe_btf(cfg: SweepConfig, task: TaskSpec) -> list[str]:
+    from trainables.paired import parse_languages
+
+    fixed = parse_languages(cfg.train_overrides.get("train_languages"))
+    languages = ", ".join(fixed) if fixed else f"all {len(task.target_languages)} target languages"
+    settings = cfg.btf
+    try:
+        steps = ", ".join(map(str, _mlm_steps(cfg)))
+    except PreparationError as exc:
+        steps = f"(invalid: {exc})"
+    return [
+        f"btf          MLM on unlabelled {task.source_language} + {languages} task text (train splits, labels "
+        f"dropped), one Ray Train run to {steps} steps (a checkpoint at each), lr {settings.learning_rate:g} "
+        f"constant after warmup, batch {settings.batch_size}; cached by content hash under {cfg.cache_dir}",
+        "self-train   teachers fine-tuned on English; Ray Data pseudo-labels the target text (GPU actors when "
+        "present); hard-label threshold from English dev (lowest confidence reaching target_precision) or fixed; "
+        "students: (1 - w) MSE(soft) + w CE(hard); voters arm: teachers of other seeds vote, agreed labels only",
+    ]
+
+
+def _prepare_btf(cfg: SweepConfig, task: TaskSpec, assets: Assets) -> Preparation:
+    """The BTF corpus and plan; the MLM run itself (Ray Train) runs in ``Preparation.run`` unless cached."""
+    from trainables.btf.mlm import BtfPlan, btf_cache_path, build_corpus, is_cached, run_btf_cached
+    from trainables.data import load_raw, load_unlabelled
+    from trainables.salt.scan import MlmHeadMissing, check_mlm_head, model_digest
+
+    languages = _target_languages(cfg, task)
+    steps = _mlm_steps(cfg)
+    if cfg.btf.batch_size % cfg.resources.workers_per_trial:
+        raise PreparationError(f"BTF batch size {cfg.btf.batch_size} does not split over "
+                               f"--workers-per-trial {cfg.resources.workers_per_trial}")
+    english = load_raw(task, assets.data_dir, languages=[task.source_language], eval_splits=())
+    unlabelled = load_unlabelled(task, assets.data_dir, languages)
+    texts = {task.source_language: _texts(english[split_key(task.train_split, task.source_language)], task)}
+    texts.update({lang: _texts(unlabelled[f"unlabelled_{lang}"], task) for lang in languages})
+    corpus_path, corpus_digest = build_corpus(texts, cfg.cache_dir / "btf-corpus")
+    plan = BtfPlan(model_dir=assets.model_dir, corpus_path=str(corpus_path), corpus_digest=corpus_digest,
+                   model_digest=model_digest(assets.model_dir), languages=(task.source_language, *languages),
+                   steps=steps, settings=cfg.btf)
+    path = btf_cache_path(plan, cfg.cache_dir)
+    cached = is_cached(plan, cfg.cache_dir)
+    if not cached:
+        try:
+            check_mlm_head(assets.model_dir)
+        except MlmHeadMissing as exc:
+            raise PreparationError(str(exc).replace("SALT predicts tokens with it", "BTF continues its MLM training")
+                                   .replace("SALT predicts tokens with the MLM head", "BTF continues MLM training")) from None
+    params = {"augment.cache_key": plan.key, "augment.cache_path": str(path), "btf.languages": ",".join(plan.languages),
+              "btf.steps": ",".join(map(str, steps)), "btf.corpus_rows": sum(len(t) for t in texts.values())}
+    params.update({f"sweep.btf.{k}": v for k, v in cfg.to_dict()["btf"].items()})
+    summary = (f"[btf] MLM on {params['btf.corpus_rows']} unlabelled texts ({', '.join(plan.languages)}) to "
+               f"{', '.join(map(str, steps))} steps; {'cached' if cached else 'to run'}: {path}")
+
+    def run(tracker, cluster: dict[str, float]) -> None:
+        result = run_btf_cached(plan, cfg.cache_dir, storage_path=str(cfg.cache_dir / "btf-runs"),
+                                num_workers=cfg.resources.workers_per_trial, use_gpu=cluster.get("GPU", 0) >= 1,
+                                cpus_per_worker=cfg.resources.cpus_per_worker, log=lambda line: print(line, flush=True))
+        if "augment.cache" not in tracker.tags():  # a resumed sweep keeps what its first start found
+            tracker.set_tags({"augment.cache": "hit" if result.hit else "miss"})
+        if result.hit:
+            print(f"[btf] cache hit ({result.key[:16]}), no MLM run", flush=True)
+        elif "seconds" in result.meta:
+            tracker.log_metrics({"btf_seconds": result.meta["seconds"]})
+
+    return Preparation(method_params={"btf_path": str(path)}, params=params, summary=summary, run=run)
+
+
+def _texts(dataset, task: TaskSpec) -> list[str]:
+    """Plain text of each row: the text fields joined (NER: the words, space-separated)."""
+    columns = [dataset[name] for name in task.text_fields]
+    return [" ".join(" ".join(value) if isinstance(value, list) else str(value) for value in row)
+            for row in zip(*columns)]

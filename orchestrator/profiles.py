@@ -24,6 +24,8 @@ class Profile:
     train: dict[str, Any] = field(default_factory=dict)
     # Replaces dimensions of every method's space (a tiny random model needs other learning rates).
     space: dict[str, Dimension] = field(default_factory=dict)
+    # Settings of the BTF MLM run (``trainables.btf.mlm.BtfSettings``) that differ from its defaults.
+    btf: dict[str, Any] = field(default_factory=dict)
 
 
 PAPER = Profile(
@@ -61,9 +63,15 @@ SMOKE = Profile(
         # not the paper's tens of thousands (pk 1000).
         "train_languages": "de,fr",
         "pk": 30.0,
+        # BTF + self-training: a short MLM run, 600 unlabelled rows per language, two voters.
+        "mlm_steps": 20,
+        "unlabelled_per_language": 600,
+        "voters": 2,
     },
     space={"learning_rate": LogUniform(1e-3, 1e-2), "threshold_en": LogUniform(7e-4, 9e-4),
-           "threshold_target": LogUniform(7e-4, 9e-4), "mixup_layer": Choice((1, 2)), "pk": LogUniform(10.0, 100.0)},
+           "threshold_target": LogUniform(7e-4, 9e-4), "mixup_layer": Choice((1, 2)), "pk": LogUniform(10.0, 100.0),
+           "mlm_steps": Choice((20, 40)), "rounds": Choice((1, 2))},
+    btf={"learning_rate": 1e-3, "batch_size": 16, "max_length": 64},
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, SMOKE)}

@@ -21,7 +21,8 @@ from orchestrator.assets import Assets, prepare_assets
 from orchestrator.config import SweepConfig
 from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.plan import TrialResolver, describe_plan
-from orchestrator.preparation import Preparation, PreparationError, check_method_inputs, prepare_method
+from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, prepare_method,
+                                     unlabelled_languages)
 from orchestrator.results import collect_confirm_results, report_results
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
 from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_tracking, resolve_tracking_uri
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not cfg.verbose:
             _quiet_progress_bars()
         check_method_inputs(cfg, experiment, task)
-        assets = prepare_assets(cfg, task)
+        assets = prepare_assets(cfg, task, unlabelled=unlabelled_languages(cfg, experiment, task))
         preparation = prepare_method(cfg, experiment, task, assets)
         if preparation.space is not None:
             cfg.space = preparation.space  # e.g. one SALT threshold per chosen language
@@ -159,7 +160,7 @@ def _should_search(cfg: SweepConfig, state: SweepState) -> bool:
 
 # Settings that define a sweep's results; resuming with other values would mix two sweeps.
 _RESUME_MUST_MATCH = ("profile", "model", "data_dir", "num_samples", "seeds", "search_seed", "select_on", "space",
-                      "train_overrides", "salt", "xmixup")
+                      "train_overrides", "salt", "xmixup", "btf")
 # Settings that only say how the work is spread (they may differ on another cluster).
 _RESUME_MAY_DIFFER = {"salt": ("batch_size", "gpus_per_actor", "concurrency")}
 
@@ -226,7 +227,7 @@ def _start_ray(cfg: SweepConfig) -> dict[str, float]:
 
 def _log_sweep_config(tracker: SweepTracker, cfg: SweepConfig, assets: Assets, sweep_dir: Path) -> None:
     params = {f"sweep.{k}": v for k, v in cfg.to_dict().items()
-              if k not in ("resources", "train_overrides", "space", "salt", "xmixup")}
+              if k not in ("resources", "train_overrides", "space", "salt", "xmixup", "btf")}
     params.update({f"sweep.resources.{k}": v for k, v in cfg.to_dict()["resources"].items()})
     params.update({f"sweep.set.{k}": v for k, v in cfg.train_overrides.items()})
     params.update({f"space.{k}": str(v) for k, v in cfg.space.items()})

@@ -1,15 +1,20 @@
-"""The Tune trainable: one trial = one Ray Train run (the Train V2 pattern).
+"""The Tune trainable: one trial = one Ray Train run (the Train V2 pattern), or a recipe of them.
 
 Ray 2.60 no longer takes a trainer as a Tune trainable (``Tuner(trainer)``). A trial is a
 small driver function that resolves its configuration and starts a ``TorchTrainer``; the
 ``TuneReportCallback`` forwards the workers' reports to Tune. The driver asks for no CPU
 (``TRIAL_DRIVER_RESOURCES``): the workers carry the CPUs and GPUs, and fractional CPU
 requests from several drivers would otherwise keep whole-CPU workers from being placed.
+
+Self-training is several jobs in a row (teachers, a Ray Data pseudo-labelling pass, students),
+so its trial driver runs ``trainables.self_training.recipe`` with ``TrainLaunch.fit`` and a
+Ray Data labeller on the resources the trial's training runs use in turn.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray.train
@@ -18,6 +23,7 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from orchestrator.plan import TrialResolver
+from trainables.config import TrainConfig
 from trainables.worker import train_loop_per_worker
 
 TRIAL_DRIVER_RESOURCES = {"cpu": 0, "memory": 1}
@@ -25,7 +31,7 @@ TRIAL_DRIVER_RESOURCES = {"cpu": 0, "memory": 1}
 
 @dataclass
 class TrainLaunch:
-    """How every trial of a sweep starts its Ray Train run."""
+    """How every trial of a sweep starts its Ray Train runs."""
 
     storage_path: str
     num_workers: int = 1
@@ -40,22 +46,59 @@ class TrainLaunch:
         return ray.train.ScalingConfig(num_workers=self.num_workers, use_gpu=self.gpus_per_worker > 0,
                                        resources_per_worker=resources)
 
+    def fit(self, cfg: TrainConfig, name: str, *, forward: bool = True):
+        """One Ray Train run of ``cfg``; its reports reach Tune when ``forward``. Returns Ray's ``Result``.
+
+        ``name`` is deterministic per trial and phase, so a restored trial finds its runs.
+        """
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"train": cfg.to_dict()},
+            scaling_config=self.scaling_config(),
+            run_config=ray.train.RunConfig(
+                name=name,
+                storage_path=self.storage_path,
+                callbacks=[TuneReportCallback()] if forward else [],
+                failure_config=ray.train.FailureConfig(max_failures=self.max_failures),
+            ),
+        )
+        return trainer.fit()
+
 
 def run_trial(config: dict[str, Any], *, resolver: TrialResolver, launch: TrainLaunch) -> None:
     train_cfg, _arm, _seed = resolver.resolve(config)
     trial_id = tune.get_context().get_trial_id()
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"train": train_cfg.to_dict()},
-        scaling_config=launch.scaling_config(),
-        run_config=ray.train.RunConfig(
-            name=f"train-{trial_id}",  # deterministic, so a restored trial finds its run
-            storage_path=launch.storage_path,
-            callbacks=[TuneReportCallback()],
-            failure_config=ray.train.FailureConfig(max_failures=launch.max_failures),
-        ),
-    )
-    trainer.fit()
+    if train_cfg.method == "self_training":
+        _run_self_training(train_cfg, launch, trial_id)
+    else:
+        launch.fit(train_cfg, f"train-{trial_id}")
+
+
+def _run_self_training(cfg: TrainConfig, launch: TrainLaunch, trial_id: str) -> None:
+    from transformers import AutoTokenizer
+
+    from trainables.methods.self_training import SelfTraining
+    from trainables.self_training.pseudo_labels import label_with_ray_data
+    from trainables.self_training.recipe import PhaseResult, run_self_training
+    from trainables.tasks import get_task
+
+    def fit(phase_cfg: TrainConfig, phase: str) -> PhaseResult:
+        result = launch.fit(phase_cfg, f"train-{trial_id}-{phase}", forward=False)
+        return PhaseResult(dict(result.return_value or {}), result.checkpoint.path if result.checkpoint else None)
+
+    task = get_task(cfg.task)
+    pad_token_id = AutoTokenizer.from_pretrained(cfg.model).pad_token_id or 0
+    agreement = SelfTraining.parse_params(cfg.method_params).agreement
+
+    def label(parts, model_dirs):
+        return label_with_ray_data(parts, model_dirs, num_labels=task.num_labels, token_task=task.kind == "token",
+                                   agreement=agreement,
+                                   pad_token_id=pad_token_id,
+                                   gpus_per_actor=launch.gpus_per_worker * launch.num_workers,
+                                   concurrency=1)
+
+    work_dir = Path(launch.storage_path) / f"train-{trial_id}-pseudo"
+    run_self_training(cfg, fit=fit, label=label, report=tune.report, work_dir=work_dir)
 
 
 def trainable(resolver: TrialResolver, launch: TrainLaunch):

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import datasets
+import huggingface_hub
 import pytest
 
 from trainables.config import TrainConfig
 from trainables.data import load_raw, tokenize_cached
 from trainables.smoke_assets import build_smoke_data, build_smoke_model
 from trainables.tasks import get_task
+
+
+@pytest.fixture
+def isolated_hf_caches(tmp_path_factory, monkeypatch):
+    """Every test gets empty HF caches: a user's real cache must not make the offline tests pass."""
+    root = tmp_path_factory.mktemp("hf")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(root / "datasets"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(root / "hub"))
+    bars_were_off = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    yield root
+    if not bars_were_off:
+        datasets.enable_progress_bars()
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,8 @@ def test_list_prints_one_line_per_experiment(capsys):
     assert main(["--list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     names = [line.split()[0] for line in lines]
-    assert names == ["baseline_xnli", "baseline_pawsx", "salt_xnli", "salt_pawsx", "xmixup_xnli", "xmixup_pawsx"]
+    assert names[:8] == ["baseline_xnli", "baseline_pawsx", "salt_xnli", "salt_pawsx", "xmixup_xnli", "xmixup_pawsx",
+                         "baseline_marc", "baseline_panx"]
     assert "baseline_tuned" in lines[0]
 
 
@@ -242,3 +243,27 @@ def test_xmixup_layers_beyond_the_encoder_are_one_line(tmp_path):
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "--xmixup-layers 4: the encoder has 2 layers" in err[0], proc.stderr
+
+
+def test_btf_dry_run_shows_the_recipe_and_the_space(capsys):
+    assert main(["btf_panx", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "panx: 40 languages" in out and "metric f1" in out
+    assert ("learning_rate=loguniform(1e-05, 5e-05), target_precision=uniform(0.8, 0.99), hard_weight=uniform(0, 1), "
+            "rounds=choice(1, 2, 3), mlm_steps=choice(1000, 3000, 10000)") in out
+    assert "one Ray Train run to 1000, 3000, 10000 steps (a checkpoint at each)" in out
+    for arm in ("baseline [baseline", "btf [btf, tuned]", "self_training [self_training, tuned, btf=False]",
+                "btf_self_training [self_training, tuned]", "btf_self_training_voters [self_training, tuned, voting=True]"):
+        assert arm in out
+    assert "trials       20 search + 25 confirm = 45" in out
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--space", "mlm_steps=int(10,40)"], "--space mlm_steps=int(10, 40): search it as a choice"),
+    (["--set", "train_languages=de,xx"], "train_languages xx: not target languages of marc"),
+])
+def test_btf_bad_input_is_one_line_before_ray(tmp_path, monkeypatch, capsys, args, expected):
+    monkeypatch.chdir(tmp_path)
+    code, err = exit_code_and_stderr(capsys, "btf_marc", "--profile", "smoke", *args)
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "sweeps" / "btf_marc" / "cache" / "tokenized").exists()  # nothing was prepared

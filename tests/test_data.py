@@ -37,17 +37,7 @@ XNLI_FEATURES = Features(
 )
 
 
-@pytest.fixture(autouse=True)
-def isolated_hf_caches(tmp_path_factory, monkeypatch):
-    """Every test gets empty HF caches: a user's real cache must not make the offline tests pass."""
-    root = tmp_path_factory.mktemp("hf")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(root / "datasets"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(root / "hub"))
-    bars_were_off = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    yield root
-    if not bars_were_off:
-        datasets.enable_progress_bars()
+pytestmark = pytest.mark.usefixtures("isolated_hf_caches")
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.self_training.losses import hard_label_loss, self_training_loss, soft_label_loss
+from trainables.self_training.losses import IGNORE, hard_label_loss, self_training_loss, soft_label_loss
 from trainables.self_training.thresholds import threshold_for_precision
-from trainables.self_training.voting import required_votes, vote
+from trainables.self_training.voting import kept_labels, required_votes, vote
 
 # A hand-made English dev table: confidence of each prediction and whether it was right.
 #   sorted:  0.95 ✓  0.90 ✓  0.80 ✗  0.80 ✓  0.70 ✓  0.60 ✗  0.50 ✗  0.40 ✓
@@ -51,18 +51,28 @@ def test_soft_loss_is_the_mse_of_the_distributions():
     assert float(soft_label_loss(tokens, teacher[None], mask=torch.tensor([[1, 0]]))) == pytest.approx(0.25)
 
 
-def test_hard_loss_keeps_confident_and_agreed_labels_only():
+def test_kept_hard_labels_are_confident_and_agreed_only():
+    # One voter (K = 1): the confidence is the max probability.
+    teacher = np.array([[[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]])
+    assert kept_labels(vote(teacher), 0.75).tolist() == [0, -100, 1]  # row 1 (0.7) is below 0.75
+    # Two voters who disagree on row 2: its label is dropped whatever its confidence.
+    second = np.array([[[0.8, 0.2], [0.2, 0.8], [0.9, 0.1]]])
+    both = vote(np.concatenate([teacher, second]), "unanimous")
+    np.testing.assert_allclose(both.confidence, [0.85, 0.75, 0.55])
+    assert kept_labels(both, 0.75).tolist() == [0, 1, -100]
+    assert kept_labels(both, math.inf).tolist() == [-100, -100, -100]
+
+
+def test_hard_loss_is_the_cross_entropy_of_the_kept_labels():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    teacher = torch.tensor([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]])
     ce = lambda row, label: -torch.log_softmax(logits[row], -1)[label].item()  # noqa: E731
-    # Threshold 0.75: rows 0 (0.9 -> label 0) and 2 (0.8 -> label 1); row 1 (0.7) is dropped.
-    assert float(hard_label_loss(logits, teacher, 0.75)) == pytest.approx((ce(0, 0) + ce(2, 1)) / 2)
-    # Voters disagreed on row 2: only row 0 remains.
-    agreed = torch.tensor([True, True, False])
-    assert float(hard_label_loss(logits, teacher, 0.75, agreed=agreed)) == pytest.approx(ce(0, 0))
-    # Nothing confident enough: zero, and still a graph to backpropagate through.
+    labels = torch.tensor([0, IGNORE, 1])
+    assert float(hard_label_loss(logits, labels)) == pytest.approx((ce(0, 0) + ce(2, 1)) / 2)
+    # Token classification [B=1, T=3, C=2]: the same positions, the same value.
+    assert float(hard_label_loss(logits[None], labels[None])) == pytest.approx((ce(0, 0) + ce(2, 1)) / 2)
+    # Nothing kept: zero, and still a graph to backpropagate through.
     logits.requires_grad_(True)
-    none = hard_label_loss(logits, teacher, 0.95)
+    none = hard_label_loss(logits, torch.full((3,), IGNORE))
     none.backward()
     assert float(none.detach()) == 0.0 and float(logits.grad.abs().sum()) == 0.0
 
@@ -70,8 +80,9 @@ def test_hard_loss_keeps_confident_and_agreed_labels_only():
 def test_self_training_loss_weighs_soft_against_hard():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     teacher = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
-    soft, hard = soft_label_loss(logits, teacher), hard_label_loss(logits, teacher, 0.5)
-    assert float(self_training_loss(logits, teacher, 0.5, 0.25)) == pytest.approx(0.75 * float(soft) + 0.25 * float(hard))
+    labels = torch.tensor([0, 1])
+    soft, hard = soft_label_loss(logits, teacher), hard_label_loss(logits, labels)
+    assert float(self_training_loss(logits, teacher, labels, 0.25)) == pytest.approx(0.75 * float(soft) + 0.25 * float(hard))
 
 
 def test_voting_keeps_agreed_labels_and_averages_the_distributions():

@@ -57,6 +57,9 @@ class TrainConfig:
     # Test sets paired with their translate-test English (filled in by the sweep for X-Mixup
     # experiments): every arm then logs cka_<lang>, the representation discrepancy. Empty: not measured.
     cka_path: str = ""
+    # Keep the selected weights as the run's Ray Train checkpoint (a self-training teacher or student
+    # that a later phase of the trial loads).
+    keep_model: bool = False
     # The method's own knobs, validated by the method's parameter dataclass.
     method_params: dict[str, Any] = field(default_factory=dict)
 
@@ -119,7 +122,7 @@ def field_names() -> frozenset[str]:
 # Fields the sweep fills in itself (from the experiment, profile, arm and seed); a user cannot
 # --set or search them.
 SWEEP_OWNED = frozenset({"task", "method", "model", "tokenized_path", "languages", "seed", "method_params",
-                         "cka_path"})
+                         "cka_path", "keep_model"})
 
 
 def user_settings() -> frozenset[str]:

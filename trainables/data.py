@@ -2,9 +2,12 @@
 
 Every source ends up in the same shape — a ``DatasetDict`` with ``train_<source>`` plus
 ``validation_<lang>`` / ``test_<lang>``, columns ``task.text_fields + (task.label_field,)``,
-labels as ``ClassLabel(task.label_names)`` — so nothing downstream knows where the data came
-from. Tokenised data is cached on disk by *content*, so every trial of a sweep (and every
-sweep on the same data and tokenizer) shares one copy.
+labels as ``ClassLabel(task.label_names)`` (token tasks: a list of words and a list of
+``ClassLabel`` tags) — so nothing downstream knows where the data came from. Other languages'
+training splits are only ever loaded without their labels (``load_unlabelled``:
+``unlabelled_<lang>``), so zero-shot transfer holds by construction. Tokenised data is cached
+on disk by *content*, so every trial of a sweep (and every sweep on the same data and
+tokenizer) shares one copy.
 
 Local layouts understood by ``--data-dir DIR`` (looked for in ``DIR/<task>/`` first, then ``DIR``):
 
@@ -14,8 +17,12 @@ Local layouts understood by ``--data-dir DIR`` (looked for in ``DIR/<task>/`` fi
 * ``xnli-original``: ``XNLI-1.0/xnli.{dev,test}.tsv`` plus English train from
   ``multinli_1.0/multinli_1.0_train.jsonl`` (or ``XNLI-MT-1.0/multinli/multinli.train.en.tsv``);
 * ``pawsx-original``: ``x-final/<lang>/{train,translated_train,dev_2k,test_2k}.tsv``;
-* ``xtreme``: XTREME's download, ``train-en.tsv``, ``dev-<lang>.tsv``, ``test-<lang>.tsv``;
-* ``plain``: ``<lang>/{train,validation|dev,test}.{parquet,jsonl,json,csv,tsv}``.
+* ``marc-original``: the original Amazon reviews release, ``json/{train,dev,test}/dataset_<lang>_<split>.json``
+  (``review_title`` / ``review_body`` / ``stars`` 1..5, turned into the hub's ``text`` / ``label``);
+* ``xtreme``: XTREME's download, ``train-en.tsv``, ``dev-<lang>.tsv``, ``test-<lang>.tsv`` (for PAN-X,
+  ``panx/{train,dev,test}-<lang>.tsv`` with one ``word<TAB>tag`` per line, sentences split by blank lines);
+* ``plain``: ``<lang>/{train,validation|dev,test}.{parquet,jsonl,json,csv,tsv}`` (a token task's
+  ``.tsv`` is word-per-line as XTREME's; no ``.csv``).
 """
 
 from __future__ import annotations
@@ -39,10 +46,13 @@ import huggingface_hub
 import pyarrow as pa
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
-from trainables.tasks import TaskSpec, split_key
+from trainables.tasks import UNLABELLED_SPLIT, TaskSpec, split_key
 
 EVAL_SPLITS = ("validation", "test")
 TOKENIZED_FORMAT_VERSION = "xlt-tokenized-v1"
+IGNORE_INDEX = -100  # token labels the loss and the metric skip: later sub-words, special tokens, padding
+NO_LABEL = -1  # a sequence task's label in unlabelled parts (a loss on it fails loudly instead of learning it)
+WORD_POSITION = 0  # a token task's label at first sub-words in unlabelled parts: "a word starts here"
 _LABEL_ALIASES = {"contradictory": "contradiction"}  # XNLI-MT / older XTREME train files
 _TSV = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}  # raw TSV releases: sentences contain quotes
 _TOKENIZER_FILE_PREFIXES = (
@@ -74,7 +84,7 @@ class DataUnavailable(Exception):
 class _Source:
     """One (split, language) part of a local copy: which files, and how to turn them into task columns."""
 
-    kind: str  # "disk" (a saved Dataset folder), or a datasets packaged builder: parquet / json / csv
+    kind: str  # "disk" (saved Dataset folder), "conll" (word-per-line TSV), or a datasets builder: parquet/json/csv
     files: tuple[Path, ...]  # everything that must exist; for "disk", files[0] is the split folder
     options: dict[str, Any] = field(default_factory=dict)  # extra load_dataset kwargs (csv parsing)
     rename: dict[str, str] = field(default_factory=dict)  # source column -> task column
@@ -115,8 +125,10 @@ def _locate_plain(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
     for stem in _SPLIT_STEMS[split]:
         for ext in _PLAIN_EXTENSIONS:
             path = root / lang / f"{stem}.{ext}"
-            if not path.exists():
+            if not path.exists() or (task.kind == "token" and ext == "csv"):
                 continue
+            if task.kind == "token" and ext == "tsv":
+                return _conll_source(task, path)
             if ext == "tsv":
                 return _Source("csv", (path,), _tsv_options(columns))
             if ext == "csv":
@@ -134,13 +146,10 @@ def _locate_xnli_original(root: Path, task: TaskSpec, split: str, lang: str) -> 
         path = base / ("xnli.dev.tsv" if split == "validation" else "xnli.test.tsv")
         rename = {"sentence1": premise, "sentence2": hypothesis, "gold_label": task.label_field}
         return _Source("csv", (path,), _tsv_options(["language", "gold_label", "sentence1", "sentence2"]), rename, lang)
-    train = _first_existing(
-        [
-            root / "multinli_1.0" / "multinli_1.0_train.jsonl",
-            root / "multinli_1.0_train.jsonl",
-            root / "XNLI-MT-1.0" / "multinli" / f"multinli.train.{lang}.tsv",
-        ]
-    )
+    mt_train = root / "XNLI-MT-1.0" / "multinli" / f"multinli.train.{lang}.tsv"
+    english = [root / "multinli_1.0" / "multinli_1.0_train.jsonl", root / "multinli_1.0_train.jsonl"]
+    # Another language's train (unlabelled text for self-training) is XNLI-MT's, never MultiNLI's English.
+    train = _first_existing([*english, mt_train] if lang == task.source_language else [mt_train])
     if train.suffix == ".tsv":  # XNLI-MT: header "premise hypo label", labels say "contradictory"
         rename = {"premise": premise, "hypo": hypothesis, "label": task.label_field}
         return _Source("csv", (train,), _tsv_options(["premise", "hypo", "label"]), rename)
@@ -162,6 +171,8 @@ def _locate_pawsx_original(root: Path, task: TaskSpec, split: str, lang: str) ->
 def _locate_xtreme(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
     prefix = {"train": "train", "validation": "dev", "test": "test"}[split]
     path = root / f"{prefix}-{lang}.tsv"
+    if task.kind == "token":
+        return _conll_source(task, path, "XTREME's download strips test tags")
     columns = [*task.text_fields, task.label_field]
     # XTREME writes these with csv.writer (QUOTE_MINIMAL), so the csv default quoting undoes it exactly.
     options = {
@@ -175,6 +186,30 @@ def _locate_xtreme(root: Path, task: TaskSpec, split: str, lang: str) -> _Source
     if path.exists() and _tsv_width(path) < len(columns):
         source.problem = f"{path} has no label column (XTREME's download strips test labels)"
     return source
+
+
+def _locate_marc_original(root: Path, task: TaskSpec, split: str, lang: str) -> _Source:
+    base = root / "json" if (root / "json").is_dir() else root
+    name = {"train": "train", "validation": "dev", "test": "test"}[split]
+    return _Source("json", (base / name / f"dataset_{lang}_{name}.json",))
+
+
+def _conll_source(task: TaskSpec, path: Path, why_no_tags: str = "") -> _Source:
+    """A word-per-line TSV (``word<TAB>tag``, blank line between sentences) read into the task's two columns."""
+    source = _Source("conll", (path,), rename={"words": task.text_fields[0], "tags": task.label_field})
+    width = _conll_width(path) if path.exists() else None
+    if width is not None and width < 2:
+        source.problem = f"{path} has no tag column" + (f" ({why_no_tags})" if why_no_tags else "")
+    return source
+
+
+def _conll_width(path: Path) -> int | None:
+    """Fields on the first non-blank line (XTREME's PAN-X test files have the word only); None if all blank."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                return len(line.rstrip("\r\n").split("\t"))
+    return None
 
 
 def _tsv_width(path: Path) -> int:
@@ -211,6 +246,14 @@ def _detect_pawsx_original(root: Path, task: TaskSpec) -> bool:
     )
 
 
+def _detect_marc_original(root: Path, task: TaskSpec) -> bool:
+    return task.name == "marc" and any(
+        glob.glob(str(base / split / "dataset_*.json"))
+        for base in (root, root / "json")
+        for split in ("train", "dev", "test")
+    )
+
+
 def _detect_xtreme(root: Path, task: TaskSpec) -> bool:
     return any(
         (root / f"{prefix}-{lang}.tsv").exists() for prefix in ("train", "dev", "test") for lang in task.languages
@@ -230,6 +273,7 @@ _LAYOUTS: tuple[tuple[str, Callable[[Path, TaskSpec], bool], Locator], ...] = (
     ("hub-parquet", _detect_hub_parquet, _locate_hub_parquet),
     ("xnli-original", _detect_xnli_original, _locate_xnli_original),
     ("pawsx-original", _detect_pawsx_original, _locate_pawsx_original),
+    ("marc-original", _detect_marc_original, _locate_marc_original),
     ("xtreme", _detect_xtreme, _locate_xtreme),
     ("plain", _detect_plain, _locate_plain),
 )
@@ -239,6 +283,8 @@ def _no_data_hint(task: TaskSpec) -> str:
     originals = {
         "xnli": "the original XNLI-1.0 TSVs with the MultiNLI train jsonl",
         "pawsx": "the original x-final folder",
+        "marc": "the original json/{train,dev,test}/dataset_<lang>_<split>.json files",
+        "panx": "XTREME's panx/{train,dev,test}-<lang>.tsv (test files need their tags)",
     }.get(task.name, "the original release files")
     return (
         f"download it elsewhere and pass --data-dir DIR (a saved HF dataset per language, "
@@ -272,14 +318,25 @@ def _wanted_parts(task: TaskSpec, languages: Sequence[str] | None, eval_splits: 
     return [("train", task.source_language)] + [(split, lang) for lang in languages for split in eval_splits]
 
 
+def _unlabelled_parts(task: TaskSpec, languages: Sequence[str]) -> list[tuple[str, str]]:
+    """(train, language) pairs whose text (never labels) self-training reads."""
+    unknown = sorted(set(languages) - set(task.languages))
+    if unknown:
+        raise ValueError(f"{task.name}: unknown language(s) {unknown}; languages are {task.languages}")
+    return [("train", lang) for lang in dict.fromkeys(languages)]
+
+
 def _plan(
-    task: TaskSpec, data_dir: str | Path, languages: Sequence[str] | None, eval_splits: Sequence[str]
+    task: TaskSpec, data_dir: str | Path, parts: Sequence[tuple[str, str]], *, labelled: bool = True
 ) -> dict[tuple[str, str], _Source]:
-    """Map every wanted (split, language) to its files, raising if any file is missing (reads nothing big)."""
+    """Map every (split, language) part to its files, raising if any file is missing (reads nothing big).
+
+    Unlabelled parts may come from files without labels (``labelled=False``).
+    """
     layout, root = detect_layout(task, data_dir)
     locate = next(locator for name, _, locator in _LAYOUTS if name == layout)
-    plan = {part: locate(root, task, *part) for part in _wanted_parts(task, languages, eval_splits)}
-    problems = [source.problem for source in plan.values() if source.problem]
+    plan = {part: locate(root, task, *part) for part in parts}
+    problems = [source.problem for source in plan.values() if source.problem] if labelled else []
     missing = list(dict.fromkeys(str(path) for source in plan.values() for path in source.missing()))
     if missing:
         shown = ", ".join(missing[:3]) + (f" (and {len(missing) - 3} more)" if len(missing) > 3 else "")
@@ -308,22 +365,59 @@ def _label_lookup(task: TaskSpec) -> dict[str, int]:
     return lookup
 
 
+def _class_names(feature: Any) -> list[str] | None:
+    """The names of a ``ClassLabel`` column, or of a list-of-``ClassLabel`` column (WikiANN's ``ner_tags``)."""
+    inner = getattr(feature, "feature", feature)
+    return list(inner.names) if isinstance(inner, ClassLabel) else None
+
+
+def _label_id(value: Any, lookup: dict[str, int], names: list[str] | None) -> int:
+    if names is not None and isinstance(value, int) and 0 <= value < len(names):
+        value = names[value]
+    return lookup.get(str(value).strip().lower(), -1)
+
+
+def _tag_ids(
+    tags: Sequence[Any] | None, words: Sequence[str], lookup: dict[str, int], names: list[str] | None
+) -> list[int]:
+    """A sentence's tags as ids; ``[-1]`` (dropped later) when a tag is unknown or the counts differ."""
+    if tags is None or len(tags) != len(words):
+        return [-1]
+    ids = [_label_id(tag, lookup, names) for tag in tags]
+    return [-1] if -1 in ids else ids
+
+
+def _clean_text(text: str | None) -> str:
+    return "" if text is None else text
+
+
+def _clean_words(words: Sequence[str | None] | None) -> list[str]:
+    return [] if words is None else ["" if word is None else word for word in words]
+
+
 def _clean_batch(
     batch: dict[str, list],
     *,
     text_fields: Sequence[str],
-    label_field: str,
+    label_field: str | None,
     lookup: dict[str, int],
     names: list[str] | None,
+    token_level: bool = False,
 ) -> dict[str, list]:
-    """Map labels to ids (-1 when unknown, dropped later) and missing texts to "" (PAWS-X has a few)."""
-    out = {name: ["" if text is None else text for text in batch[name]] for name in text_fields}
-    labels = []
-    for value in batch[label_field]:
-        if names is not None and isinstance(value, int) and 0 <= value < len(names):
-            value = names[value]
-        labels.append(lookup.get(str(value).strip().lower(), -1))
-    out[label_field] = labels
+    """Map labels to ids (-1 when unknown, dropped later) and missing texts to "" (PAWS-X has a few).
+
+    ``label_field`` None: unlabelled text, texts only. ``token_level``: texts are word lists and
+    labels tag lists (one tag per word).
+    """
+    clean = _clean_words if token_level else _clean_text
+    out = {name: [clean(text) for text in batch[name]] for name in text_fields}
+    if label_field is None:
+        return out
+    if token_level:
+        words = out[text_fields[0]]
+        out[label_field] = [_tag_ids(tags, row, lookup, names) for tags, row in zip(batch[label_field], words)]
+    else:
+        out[label_field] = [_label_id(value, lookup, names) for value in batch[label_field]]
     return out
 
 
@@ -331,12 +425,44 @@ def _keep_language(languages: list[str], *, language: str) -> list[bool]:
     return [value == language for value in languages]
 
 
-def _known_label(labels: list[int]) -> list[bool]:
-    return [label >= 0 for label in labels]
+def _known_label(labels: list[Any]) -> list[bool]:
+    return [min(label, default=0) >= 0 if isinstance(label, list) else label >= 0 for label in labels]
 
 
-def _normalize(ds: Dataset, task: TaskSpec, source: _Source, origin: str) -> Dataset:
-    """Bring one part to the task's exact columns and ClassLabel, whatever file it came from."""
+def _text_feature(task: TaskSpec) -> Any:
+    return List(Value("string")) if task.kind == "token" else Value("string")
+
+
+def _label_feature(task: TaskSpec, *, ids: bool = False) -> Any:
+    """The label column's final type (``ClassLabel``, a list of them for token tasks), or int ids while cleaning."""
+    single = Value("int64") if ids else ClassLabel(names=list(task.label_names))
+    return List(single) if task.kind == "token" else single
+
+
+def _marc_release_batch(batch: dict[str, list]) -> dict[str, list]:
+    """The original release's columns as the hub's: title and body in one text, 1..5 stars as 0..4."""
+    titles = batch.get("review_title") or [None] * len(batch["review_body"])
+    out = {"text": [f"{title}\n\n{body}" if title else body for title, body in zip(titles, batch["review_body"])]}
+    if "stars" in batch:
+        out["label"] = [int(stars) - 1 if str(stars).strip().isdigit() else -1 for stars in batch["stars"]]
+    return out
+
+
+def _marc_release_columns(ds: Dataset, task: TaskSpec) -> Dataset:
+    if "review_body" not in ds.column_names or task.text_fields[0] in ds.column_names:
+        return ds
+    return ds.map(_marc_release_batch, batched=True, keep_in_memory=True, remove_columns=ds.column_names)
+
+
+# Turn a known foreign column set into the task's own, before the columns are checked.
+_COLUMN_ADAPTERS: dict[str, Callable[[Dataset, TaskSpec], Dataset]] = {"marc": _marc_release_columns}
+
+
+def _normalize(ds: Dataset, task: TaskSpec, source: _Source, origin: str, *, labelled: bool = True) -> Dataset:
+    """Bring one part to the task's exact columns and ClassLabel, whatever file it came from.
+
+    ``labelled=False`` keeps the text columns only (unlabelled target-language text).
+    """
     if source.language is not None:
         ds = ds.filter(
             _keep_language,
@@ -346,47 +472,72 @@ def _normalize(ds: Dataset, task: TaskSpec, source: _Source, origin: str) -> Dat
             fn_kwargs={"language": source.language},
         )
     ds = ds.rename_columns({old: new for old, new in source.rename.items() if old in ds.column_names and old != new})
-    wanted = [*task.text_fields, task.label_field]
+    if task.name in _COLUMN_ADAPTERS:
+        ds = _COLUMN_ADAPTERS[task.name](ds, task)
+    wanted = [*task.text_fields, task.label_field] if labelled else list(task.text_fields)
     absent = [column for column in wanted if column not in ds.column_names]
     if absent:
         raise DataUnavailable(
             f"{origin} lacks column(s) {absent} (has {ds.column_names}); pass --data-dir DIR with the task's columns {wanted}"
         )
     ds = ds.select_columns(wanted)
-    label_feature = ds.features[task.label_field]
-    names = list(label_feature.names) if isinstance(label_feature, ClassLabel) else None
-    features = Features({**{name: Value("string") for name in task.text_fields}, task.label_field: Value("int64")})
+    texts = {name: _text_feature(task) for name in task.text_fields}
     kwargs = {
         "text_fields": task.text_fields,
-        "label_field": task.label_field,
+        "label_field": task.label_field if labelled else None,
         "lookup": _label_lookup(task),
-        "names": names,
+        "names": _class_names(ds.features[task.label_field]) if labelled else None,
+        "token_level": task.kind == "token",
     }
+    labels = {task.label_field: _label_feature(task, ids=True)} if labelled else {}
+    features = Features({**texts, **labels})
     ds = ds.map(_clean_batch, batched=True, keep_in_memory=True, fn_kwargs=kwargs, features=features)
+    if not labelled:
+        return ds
     ds = ds.filter(_known_label, input_columns=task.label_field, batched=True, keep_in_memory=True)
     if len(ds) == 0:
         raise DataUnavailable(
             f"{origin}: no rows with a known label {task.label_names}; pass --data-dir DIR with labelled {task.name} data"
         )
-    return ds.cast_column(task.label_field, ClassLabel(names=list(task.label_names)))
+    return ds.cast_column(task.label_field, _label_feature(task))
+
+
+def _read_conll(path: Path) -> Dataset:
+    """Sentences of a word-per-line TSV as ``words`` / ``tags`` lists (tag "" on a line without one)."""
+    columns: dict[str, list[list[str]]] = {"words": [], "tags": []}
+    words: list[str] = []
+    tags: list[str] = []
+    with open(path, encoding="utf-8") as handle:
+        for line in [*handle, "\n"]:  # the extra blank line ends the last sentence
+            fields = line.rstrip("\r\n").split("\t")
+            if line.strip():
+                words.append(fields[0])
+                tags.append(fields[1] if len(fields) > 1 else "")
+            elif words:
+                columns["words"].append(words)
+                columns["tags"].append(tags)
+                words, tags = [], []
+    return Dataset.from_dict(columns, features=Features({name: List(Value("string")) for name in columns}))
 
 
 def _read_local(source: _Source) -> Dataset:
     if source.kind == "disk":
         return datasets.load_from_disk(str(source.files[0]))
+    if source.kind == "conll":
+        return _read_conll(source.files[0])
     return datasets.load_dataset(
         source.kind, data_files=[str(path) for path in source.files], split="train", **source.options
     )
 
 
 def _load_local(
-    task: TaskSpec, data_dir: str | Path, languages: Sequence[str] | None, eval_splits: Sequence[str]
-) -> DatasetDict:
-    parts = {}
-    for (split, lang), source in _plan(task, data_dir, languages, eval_splits).items():
+    task: TaskSpec, data_dir: str | Path, parts: Sequence[tuple[str, str]], *, labelled: bool = True
+) -> dict[tuple[str, str], Dataset]:
+    out = {}
+    for (split, lang), source in _plan(task, data_dir, parts, labelled=labelled).items():
         origin = f"{source.files[0]}" + (f" [language={lang}]" if source.language else "")
-        parts[split_key(_task_split(task, split), lang)] = _normalize(_read_local(source), task, source, origin)
-    return DatasetDict(parts)
+        out[split, lang] = _normalize(_read_local(source), task, source, origin, labelled=labelled)
+    return out
 
 
 def _task_split(task: TaskSpec, split: str) -> str:
@@ -431,8 +582,8 @@ def _hub_cached_languages(task: TaskSpec, languages: Sequence[str]) -> list[str]
     return [
         lang
         for lang in languages
-        if glob.glob(str(datasets_cache / lang / "*" / "*" / "dataset_info.json"))
-        or glob.glob(str(hub_cache / "*" / lang / "*"))
+        if glob.glob(str(datasets_cache / task.hub_config_name(lang) / "*" / "*" / "dataset_info.json"))
+        or glob.glob(str(hub_cache / "*" / task.hub_config_name(lang) / "*"))
     ]
 
 
@@ -455,10 +606,9 @@ def _hub_message(task: TaskSpec, reason: str) -> str:
 
 
 def _load_hub(
-    task: TaskSpec, languages: Sequence[str] | None, eval_splits: Sequence[str], timeout_s: float
-) -> DatasetDict:
-    """One ``load_dataset(hub_id, lang)`` per language (XNLI and PAWS-X have one config per language)."""
-    parts = _wanted_parts(task, languages, eval_splits)
+    task: TaskSpec, parts: Sequence[tuple[str, str]], timeout_s: float, *, labelled: bool = True
+) -> dict[tuple[str, str], Dataset]:
+    """One ``load_dataset(hub_id, config)`` per language (every task here has one config per language)."""
     needed = list(dict.fromkeys(lang for _, lang in parts))
     reason = _probe_hub(task.hub_id, timeout_s)
     if reason is not None and len(_hub_cached_languages(task, needed)) < len(needed):
@@ -466,15 +616,25 @@ def _load_hub(
     out = {}
     with _hub_offline() if reason is not None else contextlib.nullcontext():
         for lang in needed:
-            splits = [_task_split(task, split) for split, part_lang in parts if part_lang == lang]
+            config = task.hub_config_name(lang)
+            splits = [split for split, part_lang in parts if part_lang == lang]
             try:
-                loaded = datasets.load_dataset(task.hub_id, lang, split=splits)
+                loaded = datasets.load_dataset(task.hub_id, config, split=[_task_split(task, s) for s in splits])
             except (OSError, ValueError) as error:
-                raise DataUnavailable(_hub_message(task, f"{type(error).__name__} loading config {lang!r}")) from error
+                reason = f"{type(error).__name__} loading config {config!r}"
+                raise DataUnavailable(_hub_message(task, reason)) from error
             for split, ds in zip(splits, loaded):
-                source = _Source("hub", ())
-                out[split_key(split, lang)] = _normalize(ds, task, source, f"{task.hub_id}[{lang}/{split}]")
-    return DatasetDict(out)
+                origin = f"{task.hub_id}[{config}/{_task_split(task, split)}]"
+                out[split, lang] = _normalize(ds, task, _Source("hub", ()), origin, labelled=labelled)
+    return out
+
+
+def _load_parts(
+    task: TaskSpec, data_dir: str | Path | None, parts: Sequence[tuple[str, str]], timeout_s: float, *, labelled: bool
+) -> dict[tuple[str, str], Dataset]:
+    if data_dir is None:
+        return _load_hub(task, parts, timeout_s, labelled=labelled)
+    return _load_local(task, data_dir, parts, labelled=labelled)
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,9 +655,21 @@ def load_raw(
     Only the source language's train split is loaded: the methods are zero-shot. ``data_dir``
     None means the hub (falling back to the local cache when the hub is unreachable).
     """
-    if data_dir is None:
-        return _load_hub(task, languages, eval_splits, timeout_s)
-    return _load_local(task, data_dir, languages, eval_splits)
+    parts = _load_parts(task, data_dir, _wanted_parts(task, languages, eval_splits), timeout_s, labelled=True)
+    return DatasetDict({split_key(_task_split(task, split), lang): ds for (split, lang), ds in parts.items()})
+
+
+def load_unlabelled(
+    task: TaskSpec, data_dir: str | Path | None, languages: Sequence[str], *, timeout_s: float = 10.0
+) -> DatasetDict:
+    """``unlabelled_<lang>``: the train split of each language with its text column(s) only.
+
+    The label column is dropped here, so a method that reads target-language text (self-training,
+    pseudo-labelling) cannot see a target label: zero-shot by construction. ``tokenize_cached``
+    takes these parts (labels -1, or for token tasks 0 at first sub-words and -100 elsewhere).
+    """
+    parts = _load_parts(task, data_dir, _unlabelled_parts(task, languages), timeout_s, labelled=False)
+    return DatasetDict({split_key(UNLABELLED_SPLIT, lang): ds for (_, lang), ds in parts.items()})
 
 
 def check_data_available(
@@ -507,16 +679,22 @@ def check_data_available(
     timeout_s: float = 10.0,
     languages: Sequence[str] | None = None,
     eval_splits: Sequence[str] = EVAL_SPLITS,
+    unlabelled_languages: Sequence[str] = (),
 ) -> None:
-    """Fail fast (seconds, before any cluster starts) with a one-line DataUnavailable if load_raw would fail.
+    """Fail fast (seconds, before any cluster starts) with a one-line DataUnavailable if load_raw would fail
+    (and ``load_unlabelled`` for ``unlabelled_languages``, when given).
 
     With ``data_dir`` only the layout and file names are checked; without, the local cache is
     looked at first, then the hub is asked once with a short timeout.
     """
+    parts = _wanted_parts(task, languages, eval_splits)
+    unlabelled = _unlabelled_parts(task, unlabelled_languages)
     if data_dir is not None:
-        _plan(task, data_dir, languages, eval_splits)
+        _plan(task, data_dir, parts)
+        if unlabelled:
+            _plan(task, data_dir, unlabelled, labelled=False)
         return
-    needed = list(dict.fromkeys(lang for _, lang in _wanted_parts(task, languages, eval_splits)))
+    needed = list(dict.fromkeys(lang for _, lang in [*parts, *unlabelled]))
     if len(_hub_cached_languages(task, needed)) == len(needed):
         return
     reason = _probe_hub(task.hub_id, timeout_s)
@@ -574,28 +752,84 @@ def content_cache_key(
 
 
 def tokenized_cache_key(raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int) -> str:
-    """What the tokenised data depends on: tokenizer files, data content, task fields, max_length, code version."""
-    fields = [task.name, *task.text_fields, task.label_field, str(max_length)]
+    """What the tokenised data depends on: tokenizer files, data content, task kind and fields, max_length,
+    code version (the kind: word-aligned labels are another format than one label per example)."""
+    fields = [task.name, task.kind, *task.text_fields, task.label_field, str(max_length)]
     return content_cache_key(TOKENIZED_FORMAT_VERSION, fields, tokenizer_dir, raw)
 
 
 def _encode_batch(
     batch: dict[str, list], *, tokenizer: Any, text_fields: Sequence[str], label_field: str, max_length: int
 ) -> dict[str, list]:
-    """Tokenise without padding (the collator pads per batch); pairs go in as two texts."""
+    """Tokenise without padding (the collator pads per batch); pairs go in as two texts.
+
+    A part without ``label_field`` (unlabelled text) gets ``NO_LABEL``.
+    """
     texts = [batch[name] for name in text_fields]
     encoded = tokenizer(*texts, truncation=True, max_length=max_length)
     out = {name: encoded[name] for name in ("input_ids", "attention_mask", "token_type_ids") if name in encoded}
-    out["labels"] = batch[label_field]
+    out["labels"] = batch[label_field] if label_field in batch else [NO_LABEL] * len(encoded["input_ids"])
     out["length"] = [len(ids) for ids in encoded["input_ids"]]
     return out
 
 
-def _tokenized_features(tokenizer: Any) -> Features:
+def align_labels_to_subwords(word_ids: Sequence[int | None], word_labels: Sequence[int] | None = None) -> list[int]:
+    """One label per sub-word: a word's label on its first sub-word, ``IGNORE_INDEX`` on its other
+    sub-words and on special tokens (XTREME's convention for NER: one prediction per word).
+
+    ``word_labels`` None (unlabelled text): ``WORD_POSITION`` on first sub-words, so a pseudo-labeller
+    knows where the words start. ``word_ids`` is a fast tokenizer's ``encoding.word_ids(row)``.
+    """
+    out, previous = [], None
+    for word in word_ids:
+        if word is None or word == previous:
+            out.append(IGNORE_INDEX)
+        else:
+            out.append(WORD_POSITION if word_labels is None else int(word_labels[word]))
+        previous = word
+    return out
+
+
+def _encode_token_batch(
+    batch: dict[str, list], *, tokenizer: Any, text_fields: Sequence[str], label_field: str, max_length: int
+) -> dict[str, list]:
+    """Tokenise word lists (``is_split_into_words``), unpadded, with the tags moved onto first sub-words.
+
+    Words cut off by ``max_length`` lose their tags: they are neither trained on nor scored, as in
+    XTREME. A non-empty word the tokenizer turns into nothing (a lone zero-width space) becomes the
+    unknown token instead, as XTREME does, so that it keeps its tag.
+    """
+    (field,) = text_fields
+    words = batch[field]
+    encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+    truncated = [len(ids) >= max_length for ids in encoded["input_ids"]]
+    vanished = {row: gone for row in range(len(words))
+                if (gone := _vanished_words(encoded.word_ids(row), words[row], truncated[row]))}
+    if vanished:  # rare: encode the batch again with those words replaced
+        words = [[tokenizer.unk_token if index in vanished.get(row, ()) else word
+                  for index, word in enumerate(sentence)] for row, sentence in enumerate(words)]
+        encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+    out = {name: encoded[name] for name in ("input_ids", "attention_mask", "token_type_ids") if name in encoded}
+    tags = batch[label_field] if label_field in batch else None
+    out["labels"] = [align_labels_to_subwords(encoded.word_ids(row), None if tags is None else tags[row])
+                     for row in range(len(encoded["input_ids"]))]
+    out["length"] = [len(ids) for ids in encoded["input_ids"]]
+    return out
+
+
+def _vanished_words(word_ids: Sequence[int | None], words: Sequence[str], truncated: bool) -> set[int]:
+    """Indices of non-empty words with no sub-word (only up to the last kept word when truncated)."""
+    present = {word for word in word_ids if word is not None}
+    limit = max(present) + 1 if truncated and present else len(words)
+    return {index for index in range(limit) if index not in present and words[index]}
+
+
+def _tokenized_features(tokenizer: Any, *, token_labels: bool = False) -> Features:
     columns = {"input_ids": List(Value("int32")), "attention_mask": List(Value("int8"))}
     if "token_type_ids" in tokenizer.model_input_names:
         columns["token_type_ids"] = List(Value("int8"))
-    return Features({**columns, "labels": Value("int64"), "length": Value("int32")})
+    labels = List(Value("int64")) if token_labels else Value("int64")
+    return Features({**columns, "labels": labels, "length": Value("int32")})
 
 
 def _tokenize_splits(
@@ -604,6 +838,9 @@ def _tokenize_splits(
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    token_labels = task.kind == "token"
+    if token_labels and not tokenizer.is_fast:
+        raise ValueError(f"{task.name} needs a fast tokenizer (word alignment); {tokenizer_dir} has no tokenizer.json")
     kwargs = {
         "tokenizer": tokenizer,
         "text_fields": task.text_fields,
@@ -613,11 +850,11 @@ def _tokenize_splits(
     return DatasetDict(
         {
             name: ds.map(
-                _encode_batch,
+                _encode_token_batch if token_labels else _encode_batch,
                 batched=True,
                 fn_kwargs=kwargs,
                 remove_columns=ds.column_names,
-                features=_tokenized_features(tokenizer),
+                features=_tokenized_features(tokenizer, token_labels=token_labels),
                 cache_file_name=str(work_dir / f"{name}.arrow"),  # bounded memory for XNLI's 393k train rows
                 new_fingerprint=f"{key[:16]}-{name}",  # we already know what this is; skip hashing the tokenizer
                 desc=f"tokenize {name}",
@@ -658,7 +895,11 @@ def publish_cached(cache_dir: str | Path, key: str, build: Callable[[Path], Data
 def tokenize_cached(
     raw: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, cache_dir: str | Path
 ) -> Path:
-    """Tokenise ``raw`` once per (content, tokenizer, max_length); returns the saved DatasetDict folder."""
+    """Tokenise ``raw`` once per (content, tokenizer, max_length); returns the saved DatasetDict folder.
+
+    ``raw`` may hold ``load_unlabelled`` parts (no label column): their ``labels`` are ``NO_LABEL``
+    (sequence tasks) or ``WORD_POSITION`` at first sub-words and ``IGNORE_INDEX`` elsewhere (token tasks).
+    """
     key = tokenized_cache_key(raw, task, tokenizer_dir, max_length)
     return publish_cached(cache_dir, key, lambda work_dir: _tokenize_splits(raw, task, tokenizer_dir, max_length,
                                                                              work_dir, key),
@@ -675,7 +916,8 @@ class DynamicPaddingCollator:
     """Pads a list of tokenised examples to the longest one in the batch (torch tensors).
 
     A thin wrapper over ``DataCollatorWithPadding`` that drops the ``length`` column (only there
-    for length-grouped sampling) and ``language`` (a string), and pads the further encodings a
+    for length-grouped sampling) and ``language`` (a string), pads token-level ``labels`` (one per
+    sub-word, ``token_labels``) with ``IGNORE_INDEX`` as ``input_ids``, and pads the further encodings a
     method adds: each group ``<prefix>input_ids`` / ``<prefix>attention_mask`` /
     ``<prefix>token_type_ids`` (X-Mixup's ``source_`` and ``backtrans_`` pairs) to its own longest
     row. A group with ids only (SALT's ``source_input_ids``, position-aligned with ``input_ids``)
@@ -685,10 +927,11 @@ class DynamicPaddingCollator:
     _GROUP_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
     _DROPPED = ("length", "language")
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, *, token_labels: bool = False) -> None:
         from transformers import DataCollatorWithPadding
 
         self.tokenizer = tokenizer
+        self.token_labels = token_labels
         self._pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
     def _groups(self, names: Sequence[str]) -> dict[str, list[str]]:
@@ -700,10 +943,17 @@ class DynamicPaddingCollator:
         }
 
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
         groups = self._groups(list(examples[0]))
-        dropped = {*self._DROPPED, *(name for columns in groups.values() for name in columns)}
+        token_labels = self.token_labels and "labels" in examples[0]
+        dropped = {*self._DROPPED, *(name for columns in groups.values() for name in columns),
+                   *(("labels",) if token_labels else ())}
         batch = self._pad([{name: value for name, value in example.items() if name not in dropped}
                            for example in examples])
+        if token_labels:
+            batch["labels"] = self._pad_column([example["labels"] for example in examples], batch["input_ids"].shape[1],
+                                               IGNORE_INDEX, torch.long)
         for prefix, columns in groups.items():
             own_mask = f"{prefix}attention_mask" in columns
             width = (max(len(example[f"{prefix}input_ids"]) for example in examples) if own_mask
@@ -728,8 +978,9 @@ class DynamicPaddingCollator:
         return column
 
 
-def make_collator(tokenizer_dir: str | Path) -> DynamicPaddingCollator:
-    """The batch collator for data tokenised with the tokenizer in ``tokenizer_dir``."""
+def make_collator(tokenizer_dir: str | Path, token_labels: bool = False) -> DynamicPaddingCollator:
+    """The batch collator for data tokenised with the tokenizer in ``tokenizer_dir`` (``token_labels``:
+    a token task's data, one label per sub-word)."""
     from transformers import AutoTokenizer
 
-    return DynamicPaddingCollator(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
+    return DynamicPaddingCollator(AutoTokenizer.from_pretrained(str(tokenizer_dir)), token_labels=token_labels)

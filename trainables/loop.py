@@ -30,11 +30,13 @@ from trainables.config import TrainConfig
 from trainables.data import load_tokenized, make_collator
 from trainables.methods import get_method
 from trainables.methods.base import Method
+from trainables.metrics import entity_f1, tag_sequences
 from trainables.paired import PAIRED_COLUMNS
 from trainables.xmixup.cka import linear_cka
 from trainables.tasks import TaskSpec, get_task, split_key
 
 Report = Callable[[dict], None]
+FinalReport = Callable[[dict, torch.nn.Module], None]
 MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
 
 
@@ -70,20 +72,25 @@ def seed_everything(seed: int, *, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None = None) -> dict:
-    """Train ``cfg.method`` on ``cfg.task``; return (and report) the final metrics."""
+def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None = None,
+                       final_report: FinalReport | None = None) -> dict:
+    """Train ``cfg.method`` on ``cfg.task``; return (and report) the final metrics.
+
+    ``final_report(metrics, model)`` makes the last report instead of ``report`` (a Ray Train
+    worker attaches the kept model as a checkpoint when ``cfg.keep_model``).
+    """
     ctx = ctx or local_context()
     task = get_task(cfg.task)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     method = get_method(cfg.method)(cfg, task)
     data = load_tokenized(cfg.tokenized_path)
-    collate = make_collator(cfg.model)
+    collate = make_collator(cfg.model, token_labels=task.kind == "token")
 
     model = method.build_model().to(ctx.device)
     if ctx.prepare_model is not None:
         model = ctx.prepare_model(model)
     train_set = method.train_dataset(data)
-    loader = _train_loader(train_set, cfg, ctx, collate, method.extra_batch_columns)
+    loader = _train_loader(train_set, cfg, ctx, method.wrap_collator(collate), method.extra_batch_columns)
     optimizer = _optimizer(model, cfg, ctx.device)
     steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum_steps))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.num_train_epochs * steps_per_epoch)
@@ -161,7 +168,10 @@ def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None
     if cfg.cka_path:
         final.update(evaluator.cka_scores(load_tokenized(cfg.cka_path)))
     final.update(method.run_metrics())
-    report(final)
+    if final_report is not None:
+        final_report(final, _unwrap(model))
+    else:
+        report(final)
     return final
 
 
@@ -169,8 +179,9 @@ class Evaluator:
     """Scores the model on dev (for selection) and test splits, sharded over ranks.
 
     Examples are batched in length order, so a batch pads to similar lengths; each rank
-    scores every ``world_size``-th batch and the counts are summed over ranks. The unwrapped
-    module is used: DDP's forward would wait for ranks that have fewer batches.
+    scores every ``world_size``-th batch and the counts are summed over ranks (token tasks:
+    the tag sequences are gathered, since entity F1 does not decompose into per-rank counts).
+    The unwrapped module is used: DDP's forward would wait for ranks that have fewer batches.
     """
 
     def __init__(self, method: Method, data: DatasetDict, task: TaskSpec, cfg: TrainConfig,
@@ -201,20 +212,44 @@ class Evaluator:
 
     @torch.inference_mode()
     def score(self, split: str) -> float:
+        """The task's metric on ``split``: accuracy, or entity F1 for token tasks (``task.metric``)."""
         model = self.model
         assert model is not None, "Evaluator.bind(model) first"
         was_training = model.training
         model.eval()
+        try:
+            if self.task.kind == "token":
+                return self._entity_f1(model, self.data[split])
+            return self._accuracy(model, self.data[split])
+        finally:
+            model.train(was_training)
+
+    def _accuracy(self, model: torch.nn.Module, dataset: Dataset) -> float:
         counts = torch.zeros(2, dtype=torch.float64, device=self.ctx.device)
-        for batch in self._batches(self.data[split], self.method.extra_batch_columns, shard=True):
+        for batch in self._batches(dataset, self.method.extra_batch_columns, shard=True):
             with self.autocast():
                 logits = self.method.logits(model, batch)
             counts[0] += (logits.argmax(-1) == batch["labels"]).sum()
             counts[1] += batch["labels"].numel()
         if self.ctx.is_distributed:
             torch.distributed.all_reduce(counts)
-        model.train(was_training)
         return float(counts[0] / counts[1]) if counts[1] > 0 else float("nan")
+
+    def _entity_f1(self, model: torch.nn.Module, dataset: Dataset) -> float:
+        """seqeval F1 over every sentence of the split: each rank's share, gathered before scoring."""
+        gold, predicted = [], []
+        for batch in self._batches(dataset, self.method.extra_batch_columns, shard=True):
+            with self.autocast():
+                logits = self.method.logits(model, batch)
+            rows_gold, rows_predicted = tag_sequences(logits.argmax(-1), batch["labels"], self.task.label_names)
+            gold += rows_gold
+            predicted += rows_predicted
+        if self.ctx.is_distributed:
+            shares: list = [None] * self.ctx.world_size
+            torch.distributed.all_gather_object(shares, (gold, predicted))
+            gold = [tags for share_gold, _ in shares for tags in share_gold]
+            predicted = [tags for _, share_predicted in shares for tags in share_predicted]
+        return entity_f1(gold, predicted)
 
     @torch.inference_mode()
     def cka_scores(self, paired: DatasetDict) -> dict[str, float]:

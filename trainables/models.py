@@ -69,15 +69,18 @@ def _probe_hub(model: str, timeout_s: float) -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def load_classifier(model_dir: str, num_labels: int, *, seed: int) -> torch.nn.Module:
-    """A sequence classifier on top of the encoder; the new head is initialised from ``seed``.
+def load_classifier(model_dir: str, num_labels: int, *, seed: int, kind: str = "sequence") -> torch.nn.Module:
+    """A classifier on top of the encoder; the new head is initialised from ``seed``.
 
+    ``kind`` is the task's (``TaskSpec.kind``): ``"sequence"``, one prediction per example from the
+    pooled first token; ``"token"``, one per sub-word (NER; the loss skips labels of -100).
     SDPA attention is asked for explicitly: it is the fused attention kernel on GPU and the
     reference implementation's equal on CPU.
     """
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
+    auto = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification}
+    if kind not in auto:
+        raise ValueError(f"kind must be one of {', '.join(auto)}, got {kind!r}")
     torch.manual_seed(seed)
-    return AutoModelForSequenceClassification.from_pretrained(
-        model_dir, num_labels=num_labels, attn_implementation="sdpa"
-    )
+    return auto[kind].from_pretrained(model_dir, num_labels=num_labels, attn_implementation="sdpa")

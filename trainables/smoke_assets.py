@@ -1,4 +1,4 @@
-"""The offline "smoke" profile: a tiny BERT and synthetic XNLI / PAWS-X data, built in seconds.
+"""The offline "smoke" profile: a tiny BERT and synthetic XNLI / PAWS-X / MARC / PAN-X data, built in seconds.
 
 The data is in the tasks' exact schema and on disk in the ``saved`` layout, so the smoke profile
 goes through the real loader, tokenizer cache and training loop — only the sizes differ.
@@ -9,6 +9,12 @@ languages rewrite a fraction of the words with their own letters (all of them fo
 with another script), and all languages share names and numbers. Labels depend only on the
 relation between the two sentences (copied words, a negation word, replaced words), so a
 model trained on English learns them and transfers partly — more where more words are shared.
+MARC reviews carry their stars in sentiment words of the same list; PAN-X sentences hold
+person, organisation and place names in word-list contexts (see ``_panx_example``).
+
+The smoke model's vocabulary is counted on the XNLI and PAWS-X data only (``_VOCAB_TASKS``), so
+adding a task changes neither the model nor the existing tasks' results; the newer tasks'
+words are mostly the same list's, and the rest splits into characters (all in the vocabulary).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
 from trainables.tasks import TASKS, TaskSpec
 
@@ -79,13 +85,58 @@ _SCRIPT_BLOCKS = {
     "ko": (0xAC00, 400),
 }
 _LATIN = "abcdefghijklmnopqrstuvwxyz"
+# The tasks whose data the smoke vocabulary and word lists are counted on (see the module docstring).
+_VOCAB_TASKS = ("xnli", "pawsx")
+
+# MARC: each star rating has its sentiment words (opening the review's title), and a neighbouring
+# rating's word sometimes appears in the body too (mixed feelings); the extremes and the middle
+# also get a shared punctuation cue at ``_SHARED_CUE_RATE``.
+_STAR_WORDS = {
+    "1 star": ("cold", "heavy"),
+    "2 stars": ("late", "slowly"),
+    "3 stars": ("almost", "quiet"),
+    "4 stars": ("warm", "bright"),
+    "5 stars": ("happy", "really"),
+}
+_STAR_MARKS = {"1 star": "!", "3 stars": "?", "5 stars": "!"}
+_MIXED_FEELINGS = 0.25
+
+# PAN-X: a name's first letter tells its tag in English (a 2-layer model learns that within the
+# smoke run's ~100 steps; real names carry such regularities too): PER = a shared first name, then
+# K/O surnames; LOC = a shared city, an L/M place, or Lake/Mount and P places; ORG = A/S companies,
+# then T/I company words. Shared first names and cities are the same in every language (like
+# _SHARED_TOKENS); surnames and places and company names are kept by Latin-script languages and
+# transliterated (lowercase, in the script) by the others; the common words (Lake, Trust) are
+# respelled like any word, capital included, so transfer falls with a language's share of respelled
+# words. Only capitals and letters the smoke vocabulary has are used (AIKLMOPST; no j, x, z).
+_FIRST_NAMES = ("Anna", "Marco", "Kenji", "Leila", "Omar", "Sofia", "Ivan", "Mei")
+_SURNAMES = ("Kowalski", "Okoro", "Kimura", "Okafor", "Kovac", "Olsen", "Kaur", "Ortega")
+_CITIES = ("Paris", "Tokyo", "Lagos", "Lima")
+_PLACES = ("Lindholm", "Montero", "Mossa", "Lorvik", "Malden", "Lunara")
+_PLACE_WORDS = ("Lake", "Mount")
+_PLACE_NAMES = ("Pelora", "Parvis", "Pomona", "Pirano", "Palmera")
+_COMPANIES = ("Atlas", "Solmar", "Arcadia", "Sentry", "Aurora", "Stellar")
+_COMPANY_WORDS = ("Trust", "Industries", "Telecom", "Insurance", "Tools")
+_CAPITALS = "AIKLMOPST"
+# Words that often come before an entity of each type: context a model can learn, respelled per language.
+_ENTITY_CONTEXT = {
+    "PER": ("meets", "helps", "follows"),
+    "ORG": ("buys", "sells", "calls"),
+    "LOC": ("near", "toward", "across", "inside"),
+}
+_CONTEXT_RATE = 0.6
+_SPAN_LENGTHS = (1, 2, 3)
+_SPAN_WEIGHTS = (0.5, 0.35, 0.15)
 
 
 @dataclass(frozen=True)
 class _Lexicon:
-    """One synthetic language: its form of each English word (same meaning, maybe another spelling)."""
+    """One synthetic language: its form of each English word (same meaning, maybe another spelling),
+    its letters (English letter -> this language's) and the share of words it respells."""
 
     forms: dict[str, str]
+    letters: dict[str, str] | None = None
+    share: float = 0.0
 
     @property
     def content_words(self) -> list[str]:
@@ -115,7 +166,7 @@ def _lexicon(lang: str, seed: int) -> _Lexicon:
     """English is the base list; other languages respell a share of the words (all, for other scripts)."""
     english = [*_BASE_WORDS, *(word for words in _CUE_WORDS.values() for word in words)]
     if lang == "en":
-        return _Lexicon({word: word for word in english})
+        return _Lexicon({word: word for word in english}, dict(zip(_LATIN, _LATIN)), 0.0)
     rng = _rng(GENERATOR_VERSION, seed, "lexicon", lang)
     letters = _letter_map(lang, rng)
     share = 1.0 if lang in _SCRIPT_BLOCKS else rng.uniform(0.35, 0.75)
@@ -129,7 +180,7 @@ def _lexicon(lang: str, seed: int) -> _Lexicon:
                 form += letters["x"]
         taken.add(form)
         forms[word] = form
-    return _Lexicon(forms)
+    return _Lexicon(forms, letters, share)
 
 
 def _sentence(rng: random.Random, vocabulary: list[str], exclude: frozenset[str] = frozenset()) -> list[str]:
@@ -190,21 +241,128 @@ def _paws_example(rng: random.Random, lexicon: _Lexicon, label: str) -> tuple[st
     return " ".join(first) + " .", _with_cue(rng, lexicon, second, label)
 
 
-_EXAMPLE_MAKERS = {"xnli": _nli_example, "pawsx": _paws_example}
+def _review_example(rng: random.Random, lexicon: _Lexicon, label: str) -> tuple[str]:
+    """A title opened by the rating's sentiment word, a blank line, a body (maybe with a neighbouring
+    rating's word) ending in the rating's shared mark or a full stop; the hub's ``text`` is title + body."""
+    ratings = list(_STAR_WORDS)
+    sentiment = {lexicon.forms[word] for words in _STAR_WORDS.values() for word in words}
+    neutral = [word for word in lexicon.content_words if word not in sentiment]
+    title = [lexicon.forms[rng.choice(_STAR_WORDS[label])], *rng.sample(neutral, rng.randint(1, 3))]
+    body = _sentence(rng, neutral)
+    if rng.random() < _MIXED_FEELINGS:
+        index = ratings.index(label)
+        neighbour = ratings[rng.choice([i for i in (index - 1, index + 1) if 0 <= i < len(ratings)])]
+        body.insert(rng.randint(0, len(body)), lexicon.forms[rng.choice(_STAR_WORDS[neighbour])])
+    mark = _STAR_MARKS[label] if label in _STAR_MARKS and rng.random() < _SHARED_CUE_RATE else "."
+    return (" ".join(title) + "\n\n" + " ".join(body) + " " + mark,)
+
+
+_EXAMPLE_MAKERS = {"xnli": _nli_example, "pawsx": _paws_example, "marc": _review_example}
 
 
 def _examples(task: TaskSpec, lang: str, split: str, size: int, seed: int) -> dict[str, list]:
     """``size`` rows with exactly balanced labels (in shuffled order), as columns of the task."""
+    if task.kind == "token":
+        return _token_examples(task, lang, split, size, seed)
     if task.name not in _EXAMPLE_MAKERS:
         raise NotImplementedError(f"no synthetic smoke data for task {task.name!r}")
     rng = _rng(GENERATOR_VERSION, seed, task.name, lang, split)
     lexicon = _lexicon(lang, seed)
     truths = [index % task.num_labels for index in range(size)]
     rng.shuffle(truths)
-    pairs = [_EXAMPLE_MAKERS[task.name](rng, lexicon, task.label_names[truth]) for truth in truths]
+    rows = [_EXAMPLE_MAKERS[task.name](rng, lexicon, task.label_names[truth]) for truth in truths]
     labels = [_noisy(rng, truth, task.num_labels) for truth in truths]
-    first, second = task.text_fields
-    return {first: [a for a, _ in pairs], second: [b for _, b in pairs], task.label_field: labels}
+    texts = {name: [row[index] for row in rows] for index, name in enumerate(task.text_fields)}
+    return {**texts, task.label_field: labels}
+
+
+def _name_forms(lexicon: _Lexicon, lang: str, seed: int) -> dict[str, str]:
+    """This language's form of every made-up name and name word (shared names are not in it: kept as is)."""
+    letters = lexicon.letters or dict(zip(_LATIN, _LATIN))
+    rng = _rng(GENERATOR_VERSION, seed, "names", lang)
+    capitals = dict(zip(_CAPITALS, rng.sample(_CAPITALS, len(_CAPITALS))))  # stays within the vocabulary's
+
+    def respell(word: str) -> str:
+        return "".join(letters[char] for char in word.lower())
+
+    forms = {}
+    for word in (*_SURNAMES, *_PLACES, *_PLACE_NAMES, *_COMPANIES):
+        forms[word] = respell(word) if lang in _SCRIPT_BLOCKS else word
+    for word in (*_PLACE_WORDS, *_COMPANY_WORDS):
+        if lang in _SCRIPT_BLOCKS:
+            forms[word] = respell(word)
+        else:
+            forms[word] = capitals[word[0]] + respell(word[1:]) if rng.random() < lexicon.share else word
+    return forms
+
+
+def _entity(rng: random.Random, kind: str, names: dict[str, str]) -> list[str]:
+    """One PER / ORG / LOC name of 1-3 words in this language."""
+    length = rng.choices(_SPAN_LENGTHS, _SPAN_WEIGHTS)[0]
+    if kind == "PER":
+        return [rng.choice(_FIRST_NAMES), *(names[word] for word in rng.sample(_SURNAMES, length - 1))]
+    if kind == "ORG":
+        return [names[rng.choice(_COMPANIES)], *(names[word] for word in rng.sample(_COMPANY_WORDS, length - 1))]
+    if length == 1:
+        return [rng.choice(_CITIES) if rng.random() < 0.4 else names[rng.choice(_PLACES)]]
+    return [names[rng.choice(_PLACE_WORDS)], *(names[word] for word in rng.sample(_PLACE_NAMES, length - 1))]
+
+
+def _panx_example(rng: random.Random, lexicon: _Lexicon, names: dict[str, str]) -> tuple[list[str], list[str]]:
+    """4-12 context words with 1-3 entities placed among them (often after a word typical of their type),
+    maybe a shared number, a full stop; IOB2 tags, an entity's type sometimes wrong (label noise)."""
+    cues = {lexicon.forms[word] for words in _ENTITY_CONTEXT.values() for word in words}
+    context = rng.sample([word for word in lexicon.content_words if word not in cues], rng.randint(4, 12))
+    segments: list[tuple[list[str], str]] = [([word], "O") for word in context]
+    if rng.random() < 0.3:
+        segments.insert(rng.randint(0, len(segments)), ([rng.choice(_SHARED_TOKENS[-10:])], "O"))
+    for _ in range(rng.randint(1, 3)):
+        kind = rng.choice(list(_ENTITY_CONTEXT))
+        tagged = kind if rng.random() >= _LABEL_NOISE else rng.choice([k for k in _ENTITY_CONTEXT if k != kind])
+        entity = [(_entity(rng, kind, names), tagged)]
+        if rng.random() < _CONTEXT_RATE:
+            entity.insert(0, ([lexicon.forms[rng.choice(_ENTITY_CONTEXT[kind])]], "O"))
+        position = rng.randint(0, len(segments))
+        segments[position:position] = entity
+    tokens, tags = [], []
+    for words, kind in segments + [(["."], "O")]:
+        tokens += words
+        tags += ["O"] * len(words) if kind == "O" else [f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1)
+    return tokens, tags
+
+
+def _token_examples(task: TaskSpec, lang: str, split: str, size: int, seed: int) -> dict[str, list]:
+    """``size`` PAN-X sentences in WikiANN's columns: ``tokens``, ``ner_tags`` ids, ``langs``, ``spans``."""
+    rng = _rng(GENERATOR_VERSION, seed, task.name, lang, split)
+    lexicon = _lexicon(lang, seed)
+    names = _name_forms(lexicon, lang, seed)
+    ids = {name: index for index, name in enumerate(task.label_names)}
+    rows = [_panx_example(rng, lexicon, names) for _ in range(size)]
+    (field,) = task.text_fields
+    return {
+        field: [tokens for tokens, _ in rows],
+        task.label_field: [[ids[tag] for tag in tags] for _, tags in rows],
+        "langs": [[lang] * len(tokens) for tokens, _ in rows],
+        "spans": [_spans(tokens, tags) for tokens, tags in rows],
+    }
+
+
+def _spans(tokens: list[str], tags: list[str]) -> list[str]:
+    """WikiANN's ``spans`` column: ``"PER: Anna Kowalski"`` per entity."""
+    spans: list[str] = []
+    for token, tag in zip(tokens, tags):
+        if tag.startswith("B-"):
+            spans.append(f"{tag[2:]}: {token}")
+        elif tag.startswith("I-"):
+            spans[-1] += f" {token}"
+    return spans
+
+
+def _row_texts(task: TaskSpec, rows: dict[str, list]) -> Iterator[str]:
+    """Every text of ``_examples``' rows (a token task's words joined by spaces)."""
+    for name in task.text_fields:
+        for text in rows[name]:
+            yield " ".join(text) if task.kind == "token" else text
 
 
 def _noisy(rng: random.Random, truth: int, num_labels: int) -> int:
@@ -214,6 +372,16 @@ def _noisy(rng: random.Random, truth: int, num_labels: int) -> int:
 
 
 def _features(task: TaskSpec) -> Features:
+    if task.kind == "token":  # WikiANN's schema
+        (field,) = task.text_fields
+        return Features(
+            {
+                field: List(Value("string")),
+                task.label_field: List(ClassLabel(names=list(task.label_names))),
+                "langs": List(Value("string")),
+                "spans": List(Value("string")),
+            }
+        )
     return Features(
         {
             **{name: Value("string") for name in task.text_fields},
@@ -300,8 +468,8 @@ def build_smoke_data(
 
 
 def _corpus(seed: int) -> Iterator[str]:
-    """Both tasks' default-size smoke data, all languages, one text per (task, language, split, field)."""
-    for task in TASKS.values():
+    """XNLI's and PAWS-X's default-size smoke data, all languages, one text per (task, language, split, field)."""
+    for task in (TASKS[name] for name in _VOCAB_TASKS):
         for lang in task.languages:
             for split, size in DEFAULT_SIZES.items():
                 rows = _examples(task, lang, split, size, seed)
@@ -404,6 +572,7 @@ def build_smoke_wordlists(out_root: str | Path, *, seed: int = 0) -> Path:
     passes these instead: each language's word forms, most frequent in its generated text first.
     """
     languages = sorted({lang for task in TASKS.values() for lang in task.languages})
+    vocab_tasks = [TASKS[name] for name in _VOCAB_TASKS]
     expected = {"version": GENERATOR_VERSION, "seed": seed, "languages": languages}
     target = Path(out_root) / "smoke-wordlists"
     if _read_marker(target / DATA_MARKER) == expected:
@@ -413,11 +582,13 @@ def build_smoke_wordlists(out_root: str | Path, *, seed: int = 0) -> Path:
         scratch.mkdir(parents=True)
         for lang in languages:
             counts: Counter[str] = Counter()
-            for task in TASKS.values():
-                if lang in task.languages:
-                    rows = _examples(task, lang, "train", DEFAULT_SIZES["train"], seed)
-                    for name in task.text_fields:
-                        counts.update(word for text in rows[name] for word in text.split())
+            # Counted on XNLI / PAWS-X where they have the language (their lists stay as they were),
+            # else on the tasks that have it.
+            tasks = [task for task in vocab_tasks if lang in task.languages] or [
+                task for task in TASKS.values() if lang in task.languages]
+            for task in tasks:
+                rows = _examples(task, lang, "train", DEFAULT_SIZES["train"], seed)
+                counts.update(word for text in _row_texts(task, rows) for word in text.split())
             forms = set(_lexicon(lang, seed).forms.values())
             ranked = sorted(forms, key=lambda word: (-counts[word], word))
             (scratch / f"{lang}.txt").write_text("\n".join(ranked) + "\n", encoding="utf-8")

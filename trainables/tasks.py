@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+TASK_KINDS = ("sequence", "token")
+UNLABELLED_SPLIT = "unlabelled"  # ``load_unlabelled``'s parts: ``unlabelled_<lang>``, text only
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -16,7 +19,12 @@ class TaskSpec:
 
     ``text_fields`` are the input columns (one for single-sentence tasks, two for pairs);
     ``label_names`` are in the order of the hub's ``ClassLabel`` (label id = index).
-    The source language is the only one whose training split is used (zero-shot transfer).
+    The source language is the only one whose training split is used with labels (zero-shot
+    transfer); other languages' training splits serve only as unlabelled text.
+
+    ``kind`` is ``"sequence"`` (one label per example) or ``"token"`` (NER: the text field is a
+    list of words and the label field a list of tags, one per word). ``hub_config`` names the
+    hub config of a language (``{lang}`` is replaced).
     """
 
     name: str
@@ -30,6 +38,14 @@ class TaskSpec:
     train_split: str = "train"
     dev_split: str = "validation"
     test_split: str = "test"
+    kind: str = "sequence"
+    hub_config: str = "{lang}"
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS:
+            raise ValueError(f"task {self.name}: kind must be one of {', '.join(TASK_KINDS)}, got {self.kind!r}")
+        if self.kind == "token" and len(self.text_fields) != 1:
+            raise ValueError(f"task {self.name}: a token task has one text field (the word list)")
 
     @property
     def num_labels(self) -> int:
@@ -38,6 +54,10 @@ class TaskSpec:
     @property
     def target_languages(self) -> tuple[str, ...]:
         return tuple(lang for lang in self.languages if lang != self.source_language)
+
+    def hub_config_name(self, language: str) -> str:
+        """The hub config holding ``language`` (XNLI, PAWS-X, MARC and WikiANN: the language code)."""
+        return self.hub_config.format(lang=language)
 
 
 XNLI = TaskSpec(
@@ -56,7 +76,31 @@ PAWSX = TaskSpec(
     label_names=("different", "paraphrase"),
 )
 
-TASKS: dict[str, TaskSpec] = {task.name: task for task in (XNLI, PAWSX)}
+# The hub's copy of the multilingual Amazon reviews (the original is gone): ``text`` is title and
+# body, ``label`` 0..4 for 1..5 stars.
+MARC = TaskSpec(
+    name="marc",
+    hub_id="mteb/amazon_reviews_multi",
+    languages=("en", "de", "es", "fr", "ja", "zh"),
+    text_fields=("text",),
+    label_names=("1 star", "2 stars", "3 stars", "4 stars", "5 stars"),
+)
+
+# PAN-X as XTREME uses it: WikiANN's splits of its 40 languages, entity-level F1 (seqeval).
+PANX = TaskSpec(
+    name="panx",
+    hub_id="unimelb-nlp/wikiann",
+    languages=("en", "af", "ar", "bg", "bn", "de", "el", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu", "id",
+               "it", "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl", "pt", "ru", "sw", "ta", "te", "th",
+               "tl", "tr", "ur", "vi", "yo", "zh"),
+    text_fields=("tokens",),
+    label_names=("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"),
+    label_field="ner_tags",
+    metric="f1",
+    kind="token",
+)
+
+TASKS: dict[str, TaskSpec] = {task.name: task for task in (XNLI, PAWSX, MARC, PANX)}
 
 
 def get_task(name: str) -> TaskSpec:

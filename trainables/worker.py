@@ -2,22 +2,30 @@
 
 Ray Train starts one process per worker (``ScalingConfig.num_workers``), sets up the process
 group, and gives each its device; this file turns that into a ``DistContext`` and forwards the
-loop's reports to ``ray.train.report``, which ``TuneReportCallback`` hands on to Tune.
+loop's reports to ``ray.train.report``, which ``TuneReportCallback`` hands on to Tune. With
+``keep_model`` the last report carries the selected weights as the run's checkpoint (a
+self-training phase hands its model to the next one this way).
 """
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import ray.train
 import ray.train.torch
+import torch
 
 from trainables.config import TrainConfig
 from trainables.loop import DistContext, train_and_evaluate
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Entry point given to ``TorchTrainer``: ``config = {"train": TrainConfig.to_dict()}``."""
+def train_loop_per_worker(config: dict[str, Any]) -> dict:
+    """Entry point given to ``TorchTrainer``: ``config = {"train": TrainConfig.to_dict()}``.
+
+    Returns the final metrics: Ray Train hands rank 0's return value to the driver
+    (``Result.return_value``), where ``Result.metrics`` holds only reports that carried a checkpoint.
+    """
     cfg = TrainConfig.from_dict(config["train"])
     context = ray.train.get_context()
     ctx = DistContext(
@@ -28,4 +36,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         prepare_model=ray.train.torch.prepare_model,
     )
     # Every rank reports (Ray Train's report is collective); Tune keeps rank 0's metrics.
-    train_and_evaluate(cfg, report=ray.train.report, ctx=ctx)
+    return train_and_evaluate(cfg, report=ray.train.report, ctx=ctx,
+                       final_report=_report_with_model(ctx.rank) if cfg.keep_model else None)
+
+
+def _report_with_model(rank: int):
+    def final_report(metrics: dict, model: torch.nn.Module) -> None:
+        if rank != 0:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_pretrained(folder)  # safetensors + config: loads with from_pretrained
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+    return final_report

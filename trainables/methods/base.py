@@ -75,9 +75,17 @@ class Method:
 
     # -- what the loop asks of a method -------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
+        return self.load_model(self.cfg.model)
+
+    def load_model(self, model_dir: str) -> torch.nn.Module:
+        """The task's classifier (sentence or token) on the encoder in ``model_dir``, head seeded by the run."""
         from trainables.models import load_classifier
 
-        return load_classifier(self.cfg.model, self.task.num_labels, seed=self.cfg.seed)
+        return load_classifier(model_dir, self.task.num_labels, seed=self.cfg.seed, kind=self.task.kind)
+
+    def wrap_collator(self, collate):
+        """The training batches' collator; a method whose rows carry more than the task's columns pads them here."""
+        return collate
 
     def train_dataset(self, data: DatasetDict) -> Dataset:
         """Training examples: the source-language train split (zero-shot transfer)."""

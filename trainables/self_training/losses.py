@@ -1,13 +1,18 @@
-"""Self-training losses: soft pseudo-labels with MSE, confident hard pseudo-labels with cross-entropy.
+"""Self-training losses: soft pseudo-labels with MSE, kept hard pseudo-labels with cross-entropy.
 
-Works for sentence classification (logits [B, C]) and token classification (logits [B, T, C]);
-``mask`` marks the positions that carry a label (real first sub-words for NER), default all.
+Works for sentence classification (logits [B, C]) and token classification (logits [B, T, C]).
+Which hard labels are kept (confident enough, agreed by the voters) is decided once, when the
+pseudo-labels are made (``voting.kept_labels``): a dropped one is stored as ``IGNORE`` (-100, the
+id the HF token-classification heads ignore), so the loss only reads labels. ``mask`` marks the
+positions that carry a soft label (first sub-words for NER); default all.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+IGNORE = -100
 
 
 def _flat(logits: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,26 +30,18 @@ def soft_label_loss(logits: torch.Tensor, target_probs: torch.Tensor, mask: torc
     return F.mse_loss(torch.softmax(flat[keep], -1), targets[keep])
 
 
-def hard_label_loss(logits: torch.Tensor, target_probs: torch.Tensor, threshold: float,
-                    mask: torch.Tensor | None = None, agreed: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy on the teacher's argmax where its confidence is >= ``threshold`` (and voters agreed).
-
-    Mean over the kept positions; zero (with a gradient path) when none is kept.
-    """
-    flat, keep = _flat(logits, mask)
-    targets = target_probs.reshape(-1, target_probs.shape[-1]).float()
-    confidence, labels = targets.max(-1)
-    keep = keep & (confidence >= threshold)
-    if agreed is not None:
-        keep = keep & agreed.reshape(-1).bool()
-    if not keep.any():
+def hard_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the kept hard labels (``IGNORE`` elsewhere); zero, with a gradient path, when none is kept."""
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    labels = labels.reshape(-1)
+    if not (labels != IGNORE).any():
         return flat.sum() * 0.0
-    return F.cross_entropy(flat[keep], labels[keep])
+    return F.cross_entropy(flat, labels, ignore_index=IGNORE)
 
 
-def self_training_loss(logits: torch.Tensor, target_probs: torch.Tensor, threshold: float, hard_weight: float,
-                       mask: torch.Tensor | None = None, agreed: torch.Tensor | None = None) -> torch.Tensor:
+def self_training_loss(logits: torch.Tensor, target_probs: torch.Tensor, labels: torch.Tensor, hard_weight: float,
+                       mask: torch.Tensor | None = None) -> torch.Tensor:
     """(1 - w) · soft + w · hard: ``hard_weight`` w balances the two kinds of pseudo-label."""
     soft = soft_label_loss(logits, target_probs, mask)
-    hard = hard_label_loss(logits, target_probs, threshold, mask, agreed)
+    hard = hard_label_loss(logits, labels)
     return (1 - hard_weight) * soft + hard_weight * hard

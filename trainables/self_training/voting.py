@@ -20,6 +20,11 @@ class Vote:
     labels: np.ndarray  # [...] the label most voters predict (ties: the lowest label id)
     agreed: np.ndarray  # [...] bool: enough voters predict ``labels``
 
+    @property
+    def confidence(self) -> np.ndarray:
+        """[...] the mean probability the voters give the voted label (the one voter's max prob for K = 1)."""
+        return np.take_along_axis(self.probabilities, self.labels[..., None], -1)[..., 0]
+
 
 def required_votes(rule: str | int, voters: int) -> int:
     if isinstance(rule, int) and not isinstance(rule, bool):
@@ -42,3 +47,9 @@ def vote(probabilities, rule: str | int = "unanimous") -> Vote:
     counts = np.stack([(predicted == c).sum(0) for c in range(classes)], -1)  # [..., C]
     labels = counts.argmax(-1)
     return Vote(probabilities.mean(0), labels, counts.max(-1) >= need)
+
+
+def kept_labels(result: Vote, threshold: float, ignore: int = -100) -> np.ndarray:
+    """The hard pseudo-labels: the voted label where it is agreed and its confidence >= ``threshold``, else ``ignore``."""
+    keep = result.agreed & (result.confidence >= threshold)
+    return np.where(keep, result.labels, ignore)

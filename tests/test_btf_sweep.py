@@ -1,0 +1,88 @@
+"""BTF + self-training through the real CLI, Ray Train/Tune/Data, Optuna and MLflow (no mocks):
+both experiments' smoke sweeps end to end, and the BTF model reused from the cache by a second sweep."""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.test_sweep_smoke import env, runs_of, sweep_command
+from trainables.tasks import get_task
+
+pytestmark = pytest.mark.slow
+ARMS = ("baseline", "btf", "self_training", "btf_self_training", "btf_self_training_voters")
+SEARCHED = {"learning_rate", "target_precision", "hard_weight", "rounds", "mlm_steps"}
+
+
+# MARC runs one search trial; PAN-X (40 test languages per trial) none: its tuned arms run the defaults.
+@pytest.mark.parametrize("experiment, samples", [("btf_marc", 1), ("btf_panx", 0)])
+def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, experiment, samples):
+    task = get_task(experiment.split("_")[1])
+    metric = task.metric
+    proc = subprocess.run(sweep_command(experiment, "--profile", "smoke", "--seeds", "1,2", "--num-samples", str(samples),
+                                        "--set", "num_train_epochs=1", "--set", "rounds=1"),
+                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    label = "F1" if metric == "f1" else "accuracy"
+    assert f"{experiment}: test {label} per language" in proc.stdout
+    assert "[btf] MLM on" in proc.stdout and "to run" in proc.stdout
+
+    client, parents, children = runs_of(tmp_path, experiment)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert parent.data.tags["augment.cache"] == "miss"
+    assert parent.data.params["btf.languages"] == "en,de,fr" and parent.data.params["btf.steps"] == "20,40"
+    best = {k[len("best."):]: v for k, v in parent.data.params.items() if k.startswith("best.")}
+    if samples:
+        assert set(best) == SEARCHED - {"rounds"}  # rounds is fixed by --set, so not searched
+    else:  # no search: the tuned arms run the profile's values
+        assert not best
+        best = {"mlm_steps": "20", "learning_rate": "0.001", "target_precision": "0.9"}
+    confirm = [c for c in children if c.data.tags["stage"] == "confirm"]
+    assert Counter((c.data.tags["arm"], c.data.tags["seed"]) for c in confirm) == {
+        (arm, seed): 1 for arm in ARMS for seed in ("1", "2")}
+    for run in confirm:
+        arm, params, metrics = run.data.tags["arm"], run.data.params, run.data.metrics
+        assert run.info.status == "FINISHED", arm
+        assert {f"test_{metric}_{lang}" for lang in task.languages} <= set(metrics), arm
+        if arm == "baseline":
+            assert params["method"] == "baseline" and not any(k.startswith("st_") for k in metrics)
+            continue
+        assert int(params["method.mlm_steps"]) == int(best["mlm_steps"])
+        assert float(params["learning_rate"]) == pytest.approx(float(best["learning_rate"]))
+        if arm == "btf":
+            assert params["method"] == "btf" and not any(k.startswith("st_") for k in metrics)
+            continue
+        assert params["method"] == "self_training"
+        assert params["method.btf"] == str(arm != "self_training")
+        assert float(params["method.target_precision"]) == pytest.approx(float(best["target_precision"]))
+        # The rounds' bookkeeping: threshold from English dev, the share of target words/rows kept.
+        assert {"teacher_dev_" + metric, f"teacher_test_{metric}_avg", "st_r1_dev_coverage", "st_r1_kept",
+                "st_r1_kept_de", "st_r1_kept_fr", "st_r1_agreed"} <= set(metrics), arm
+        assert metrics["st_pool_rows"] == 1200  # 600 unlabelled rows of de and of fr
+        assert 0 <= metrics["st_r1_kept"] <= metrics["st_r1_agreed"] + 1e-9 <= 1 + 1e-9
+        if arm == "btf_self_training_voters":
+            assert params["method.voting"] == "True" and params["method.voters"] == "2"
+        else:
+            assert metrics["st_r1_agreed"] == 1.0  # one teacher always agrees with itself
+
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"results.md", "results.csv", "ttest.csv"} <= artifacts
+    assert ("best_config.json" in artifacts) == bool(samples)
+    ttest = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "ttest.csv", str(tmp_path))))
+    assert set(ttest.arm) == set(ARMS) - {"baseline"} and set(ttest.baseline) == {"baseline"}
+
+    # A second sweep in the same storage trains no MLM: the BTF checkpoints come from the cache.
+    again = subprocess.run(sweep_command(experiment, "--profile", "smoke", "--seeds", "1", "--num-samples", "0",
+                                         "--stages", "search"),
+                           cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "cached:" in again.stdout and "[btf] cache hit" in again.stdout
+    _, parents, _ = runs_of(tmp_path, experiment)
+    second = next(p for p in parents if p.info.run_id != parent.info.run_id)
+    assert second.data.tags["augment.cache"] == "hit"
+    assert second.data.params["augment.cache_key"] == parent.data.params["augment.cache_key"]

@@ -1,0 +1,256 @@
+"""The BTF MLM job's Ray Train worker: continued masked-LM training with a checkpoint per requested step.
+
+Every step's randomness is a pure function of ``(seed, step)``, never of what ran before:
+
+- the global batch of step s is rows ``s*B .. s*B+B-1`` of an endless stream of epoch permutations,
+  each seeded with ``(seed, epoch)``;
+- its masking is drawn by ``DataCollatorForLanguageModeling`` with a generator seeded with
+  ``(seed, step)``, over the **global** batch, on every rank; each rank then keeps its rows;
+- dropout is seeded with ``(seed, step, rank)``.
+
+So a checkpoint at step n is the same whatever the later steps are, a run resumed from a
+checkpoint replays the lost steps exactly, and the data order and masking do not depend on the
+number of workers. The loss is the sum over a rank's masked tokens divided by the global
+batch's count of masked tokens (times the world size, which DDP's gradient averaging undoes):
+the gradient is the global batch's mean, however the rows fall on ranks.
+
+The MLM head runs only at the masked positions (about 15 % of the tokens) where the model is an
+encoder plus one head module (BERT, XLM-R): mBERT's output layer is 768 x 119,547, about as much
+compute per token as the whole encoder, so this saves close to half a step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+TRAINING_STATE = "btf_training_state.pt"  # optimizer + scheduler + step: for resuming; not copied to the cache
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", ".onnx")
+
+
+def step_seed(seed: int, step: int, stream: int) -> int:
+    """A well-mixed 64-bit seed for one (seed, step, stream): stream 0 masks, 1 + rank drops out."""
+    return int(np.random.SeedSequence([seed, step, stream]).generate_state(1, dtype=np.uint64)[0])
+
+
+class BatchOrder:
+    """Which corpus rows make the global batch of each step: consecutive slices of seeded epoch permutations."""
+
+    def __init__(self, rows: int, batch_size: int, seed: int):
+        if rows < 1:
+            raise ValueError("the BTF corpus is empty")
+        self.rows, self.batch_size, self.seed = rows, batch_size, seed
+        self._permutations: dict[int, np.ndarray] = {}
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._permutations:
+            if len(self._permutations) > 2:  # steps only move forward: keep the last few epochs
+                del self._permutations[min(self._permutations)]
+            self._permutations[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.rows)
+        return self._permutations[epoch]
+
+    def indices(self, step: int) -> np.ndarray:
+        positions = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
+        epochs, offsets = np.divmod(positions, self.rows)
+        return np.array([self._permutation(int(e))[o] for e, o in zip(epochs, offsets)], dtype=np.int64)
+
+    def epoch(self, steps: int) -> float:
+        return steps * self.batch_size / self.rows
+
+
+class MlmBatches:
+    """The collated, masked global batch of a step (CPU tensors), from the tokenised corpus."""
+
+    def __init__(self, tokens: Any, tokenizer: Any, batch_size: int, mlm_probability: float, seed: int):
+        from transformers import DataCollatorForLanguageModeling
+
+        self.tokens, self.seed = tokens, seed
+        self.order = BatchOrder(len(tokens), batch_size, seed)
+        self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability,
+                                                        return_tensors="pt")
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        rows = self.tokens[self.order.indices(step).tolist()]
+        examples = [{"input_ids": ids, "special_tokens_mask": special}
+                    for ids, special in zip(rows["input_ids"], rows["special_tokens_mask"])]
+        # The collator draws from ``self.generator`` when it is set (it only creates one itself from ``seed``).
+        self.collator.generator = torch.Generator().manual_seed(step_seed(self.seed, step, 0))
+        return dict(self.collator(examples))
+
+
+def shard(batch: Mapping[str, torch.Tensor], rank: int, world_size: int) -> dict[str, torch.Tensor]:
+    """This rank's contiguous rows of the global batch, without the padding columns none of them needs."""
+    per_rank = batch["input_ids"].shape[0] // world_size
+    rows = slice(rank * per_rank, (rank + 1) * per_rank)
+    width = int(batch["attention_mask"][rows].sum(dim=1).max())
+    return {name: value[rows, :width] for name, value in batch.items()}
+
+
+def masked_targets(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model inputs plus the flat positions of the masked tokens and their labels, found on the CPU:
+    boolean indexing on the GPU would wait for the device every step to learn the count."""
+    labels = batch["labels"].reshape(-1)
+    positions = (labels != -100).nonzero().squeeze(1)
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "positions": positions,
+            "targets": labels[positions]}
+
+
+class MaskedLmLoss(torch.nn.Module):
+    """Sum of the MLM cross-entropy over the masked tokens; the head sees only those positions when it can.
+
+    Wraps the Hugging Face model so DDP sees one forward. ``model`` stays reachable for ``save_pretrained``.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.encoder, self.head = split_mlm(model)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+        if self.head is not None:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            logits = self.head(hidden.flatten(0, 1).index_select(0, positions))
+        else:
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+            logits = logits.flatten(0, 1).index_select(0, positions)
+        return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+def split_mlm(model: torch.nn.Module) -> tuple[torch.nn.Module | None, torch.nn.Module | None]:
+    """(encoder, head) for an MLM made of its base model and exactly one other module (BERT's ``cls``,
+    XLM-R's ``lm_head``), else (None, None): such models run their full forward."""
+    children = dict(model.named_children())
+    prefix = getattr(model, "base_model_prefix", "")
+    others = [module for name, module in children.items() if name != prefix]
+    if prefix not in children or len(others) != 1:
+        return None, None
+    return children[prefix], others[0]
+
+
+def save_checkpoint(model: torch.nn.Module, model_dir: str, out_dir: Path, state: dict) -> None:
+    """A complete HF model folder (weights, config, the input folder's tokenizer files) plus the training state."""
+    model.save_pretrained(str(out_dir))
+    for path in sorted(Path(model_dir).iterdir()):
+        if (path.is_file() and not path.name.startswith(".") and not (out_dir / path.name).exists()
+                and path.suffix not in _WEIGHT_SUFFIXES and not path.name.endswith(".index.json")):
+            shutil.copy2(path, out_dir / path.name)
+    torch.save(state, out_dir / TRAINING_STATE)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> dict | None:
+    """Entry point given to ``TorchTrainer``; returns (on every rank; Ray keeps rank 0's) the run's totals."""
+    import ray.train
+    import ray.train.torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer, get_constant_schedule_with_warmup
+
+    from trainables.btf.mlm import BtfSettings
+    from trainables.loop import _autocast, _optimizer, _unwrap
+
+    settings = BtfSettings(**config["settings"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    wanted = sorted(int(s) for s in config["steps"])
+
+    model, state = _restore(config["model_dir"])
+    start = state["step"] if state else 0
+    torch.manual_seed(settings.seed)  # every step reseeds; this covers anything random before the first one
+    net = ray.train.torch.prepare_model(MaskedLmLoss(model))
+    optimizer = _optimizer(net, settings, device)
+    scheduler = get_constant_schedule_with_warmup(optimizer, settings.warmup_steps)
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+
+    tokenizer = AutoTokenizer.from_pretrained(config["model_dir"])
+    batches = MlmBatches(Dataset.from_file(config["tokens_path"]), tokenizer, settings.batch_size,
+                         settings.mlm_probability, settings.seed)
+    autocast = _autocast(settings, device)
+    loss_acc = torch.zeros((), device=device)
+    since, tokens, seconds, total_tokens, total_seconds = start, 0, 0.0, 0, 0.0
+    fail_after = config.get("fail_after_step")  # fault injection for the resume test
+    net.train()
+    for step in range(start, wanted[-1]):
+        started = time.perf_counter()
+        batch = batches(step)
+        denominator = max(int((batch["labels"] != -100).sum()), 1)
+        tokens += int(batch["attention_mask"].sum())
+        local = {k: _to(v, device) for k, v in masked_targets(shard(batch, rank, world)).items()}
+        torch.manual_seed(step_seed(settings.seed, step, 1 + rank))  # dropout
+        with autocast():
+            loss = net(**local)
+        (loss * (world / denominator)).backward()
+        loss_acc += loss.detach() / denominator
+        if settings.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), settings.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        if done not in wanted:
+            seconds += time.perf_counter() - started
+            continue
+        if world > 1:
+            torch.distributed.all_reduce(loss_acc)  # each rank holds its share of every global mean
+        seconds += time.perf_counter() - started
+        metrics = {"step": done, "mlm_loss": loss_acc.item() / (done - since),
+                   "epoch": round(batches.order.epoch(done), 4), "learning_rate": scheduler.get_last_lr()[0],
+                   "tokens_per_second": tokens / max(seconds, 1e-9)}
+        if not np.isfinite(metrics["mlm_loss"]):
+            raise FloatingPointError(f"the BTF MLM loss became {metrics['mlm_loss']} by step {done} "
+                                     f"(lr {settings.learning_rate:g}); the run cannot recover")
+        _report(metrics, rank, _unwrap(net).model, config["model_dir"],
+                {"step": done, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()})
+        total_tokens, total_seconds = total_tokens + tokens, total_seconds + seconds
+        loss_acc.zero_()
+        since, tokens, seconds = done, 0, 0.0
+        if fail_after is not None and done >= fail_after:
+            raise RuntimeError(f"injected failure after step {done}")
+    return {"resumed_from": start, "tokens": total_tokens, "train_seconds": total_seconds, "world_size": world,
+            "threads": torch.get_num_threads()}
+
+
+def _restore(model_dir: str) -> tuple[torch.nn.Module, dict | None]:
+    """The model and training state to go on from: the run's last checkpoint (a restarted or resumed run),
+    else the input model and none."""
+    import ray.train
+    from transformers import AutoModelForMaskedLM
+
+    checkpoint = ray.train.get_checkpoint()
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext(model_dir) as source:
+        model = AutoModelForMaskedLM.from_pretrained(source, attn_implementation="sdpa")
+        state = torch.load(Path(source) / TRAINING_STATE, weights_only=True) if checkpoint else None
+    return model, state
+
+
+def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host to device without blocking the CPU, which runs ahead collating the next step."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def _report(metrics: dict, rank: int, model: torch.nn.Module, model_dir: str, state: dict) -> None:
+    """``ray.train.report`` on every rank (it is collective); rank 0 attaches the ``step-<n>`` checkpoint."""
+    import ray.train
+
+    name = f"step-{metrics['step']}"
+    if rank != 0:
+        ray.train.report(metrics, checkpoint=None, checkpoint_dir_name=name)
+        return
+    out = Path(tempfile.mkdtemp(prefix=f"btf-{name}-"))
+    try:
+        save_checkpoint(model, model_dir, out, state)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(out)), checkpoint_dir_name=name)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
