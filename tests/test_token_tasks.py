@@ -30,7 +30,7 @@ from trainables.data import (
 )
 from trainables.loop import DistContext, Evaluator, local_context, train_and_evaluate
 from trainables.metrics import entity_f1, tag_sequences
-from trainables.smoke_assets import build_smoke_data, build_smoke_model
+from trainables.smoke_assets import build_smoke_data
 from trainables.tasks import MARC, PANX, XNLI
 
 TAGS = list(PANX.label_names)  # O B-PER I-PER B-ORG I-ORG B-LOC I-LOC
@@ -41,17 +41,16 @@ pytestmark = pytest.mark.usefixtures("isolated_hf_caches")
 
 
 @pytest.fixture(scope="session")
-def assets(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("token-smoke")
+def assets(smoke_root, smoke_model) -> Path:
+    """The session's smoke root (conftest) with MARC and PAN-X data beside the smoke model."""
     for task in (MARC, PANX):
-        build_smoke_data(task, root)
-    build_smoke_model(root)
-    return root
+        build_smoke_data(task, smoke_root)
+    return smoke_root
 
 
 @pytest.fixture(scope="session")
-def model_dir(assets) -> Path:
-    return build_smoke_model(assets)
+def model_dir(smoke_model) -> Path:
+    return Path(smoke_model)
 
 
 @pytest.fixture(scope="session")
