@@ -34,6 +34,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from orchestrator.sweep import WORKER_ENV  # noqa: E402
 from trainables.btf.mlm import BtfSettings, build_corpus, make_plan, run_btf_cached  # noqa: E402
 from trainables.smoke_assets import _BASE_WORDS, build_smoke_model  # noqa: E402
 
@@ -141,7 +142,9 @@ def main() -> None:
     device = torch.cuda.get_device_name() if gpu else f"CPU ({os.cpu_count()} cores)"
     print(f"device {device}; model {args.size}; batch {args.batch}; {args.steps} steps; torch {torch.__version__}",
           flush=True)
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    # The sweep's worker environment (Train's poll interval included), so the Ray side is timed as a sweep runs it.
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             runtime_env={"env_vars": WORKER_ENV})
     runs: dict[str, list[float]] = {"hf": [], "ours": [], "ours_end_to_end_s": []}
     losses: dict[str, float] = {}
     try:

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select-on", choices=SELECT_ON, default="en-dev",
                    help="checkpoint and search objective: English dev (strict zero-shot, default) or all dev sets")
     p.add_argument("--asha", action="store_true", help="stop weak search trials early (ASHA)")
+    p.add_argument("--arms", type=_names, default=(),
+                   help="comma list of arms the confirm stage runs, e.g. baseline,salt (default: every arm; "
+                        "t-tests need the baseline arm)")
     p.add_argument("--stages", type=_stages, default=STAGES, help="comma list of stages to run (default search,confirm)")
     p.add_argument("--gpus-per-trial", type=_non_negative_float, help="GPUs per trial, fractional allowed "
                                                                       "(default: 1 if the cluster has GPUs, else 0)")
@@ -114,7 +117,7 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
     if not args.experiment:
         raise UsageError("name an experiment, e.g. baseline_xnli (python -m orchestrator.sweep --list)")
     try:
-        experiment = get_experiment(args.experiment)
+        experiment = get_experiment(args.experiment, args.arms)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     profile = PROFILES[args.profile]
@@ -138,6 +141,7 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         select_on=args.select_on,
         asha=args.asha,
         stages=args.stages,
+        arms=args.arms,
         resources=Resources(args.gpus_per_trial, args.workers_per_trial, args.cpus_per_worker, args.address),
         storage=args.storage or f"./sweeps/{experiment.name}",
         resume=args.resume,
@@ -332,6 +336,13 @@ def _seeds(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"seeds repeat in {text!r}")
     return seeds
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"write distinct arm names, e.g. baseline,salt, got {text!r}")
+    return names
 
 
 def _stages(text: str) -> tuple[str, ...]:

@@ -48,6 +48,7 @@ class SweepConfig:
     select_on: str = "en-dev"
     asha: bool = False
     stages: tuple[str, ...] = STAGES
+    arms: tuple[str, ...] = ()  # the arms the confirm stage runs (--arms); empty: every arm of the experiment
     resources: Resources = field(default_factory=Resources)
     storage: str = ""
     resume: str | None = None  # None: a new sweep; "latest" or a sweep id
@@ -74,6 +75,7 @@ class SweepConfig:
         out["space"] = {k: str(v) for k, v in self.space.items()}
         out["seeds"] = list(self.seeds)
         out["stages"] = list(self.stages)
+        out["arms"] = list(self.arms)
         out["salt"]["languages"] = list(self.salt.languages) if self.salt.languages else None
         out["xmixup"]["layers"] = list(self.xmixup.layers) if self.xmixup.layers else None
         return out

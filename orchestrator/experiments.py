@@ -7,7 +7,7 @@ every arm is t-tested against ``baseline_arm``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -36,6 +36,23 @@ class Experiment:
     baseline_arm: str = "baseline"
     model: str | None = None  # the paper's model, when it differs from the profile's default
     searched: str = ""  # the arm the search stage tunes; empty: the first tuned arm
+    confirmed: tuple[str, ...] = ()  # the arms the confirm stage runs and reports; empty: every arm
+
+    @property
+    def confirm_arms(self) -> tuple[Arm, ...]:
+        """The rows of this sweep's table: ``confirmed`` (``--arms``), else every arm, in registry order."""
+        return tuple(arm for arm in self.arms if not self.confirmed or arm.name in self.confirmed)
+
+    def with_confirm_arms(self, names: tuple[str, ...]) -> "Experiment":
+        """This experiment confirming only ``names`` (the search still tunes its searched arm).
+
+        Raises ``KeyError`` with one line when a name is not one of its arms.
+        """
+        known = [arm.name for arm in self.arms]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise KeyError(f"{self.name} has no arm {', '.join(map(repr, unknown))}; its arms: {', '.join(known)}")
+        return replace(self, confirmed=tuple(names))
 
     @property
     def searched_arm(self) -> Arm:
@@ -139,9 +156,11 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
-def get_experiment(name: str) -> Experiment:
+def get_experiment(name: str, arms: tuple[str, ...] = ()) -> Experiment:
+    """The registered experiment ``name``, confirming only ``arms`` when given (``--arms``)."""
     try:
-        return EXPERIMENTS[name]
+        experiment = EXPERIMENTS[name]
     except KeyError:
         raise KeyError(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))} "
                        "(python -m orchestrator.sweep --list)") from None
+    return experiment.with_confirm_arms(arms) if arms else experiment

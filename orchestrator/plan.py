@@ -69,7 +69,7 @@ def describe_plan(cfg, experiment, task) -> str:
     preparation, space = describe_preparation(cfg, experiment, task)
     searching = "search" in cfg.stages and cfg.num_samples > 0 and bool(cfg.space)
     n_search = cfg.num_samples if searching else 0
-    n_confirm = len(experiment.arms) * len(cfg.seeds) if "confirm" in cfg.stages else 0
+    n_confirm = len(experiment.confirm_arms) * len(cfg.seeds) if "confirm" in cfg.stages else 0
     res = cfg.resources
     gpus = "1 if the cluster has GPUs, else 0" if res.gpus_per_trial is None else f"{res.gpus_per_trial:g}"
     where = f"join Ray at {res.address}" if res.address else f"local Ray on this machine ({os.cpu_count()} CPUs)"
@@ -92,13 +92,16 @@ def describe_plan(cfg, experiment, task) -> str:
         "stages       " + " -> ".join(
             ([f"search ({n_search} trials, Optuna TPE seed {cfg.search_seed}, objective dev_{task.metric} on "
               f"{cfg.select_on}, ASHA {'on' if cfg.asha else 'off'}, training seed {cfg.seeds[0]})"] if searching else [])
-            + ([f"confirm (every arm x every seed)"] if n_confirm else [])),
+            + ([f"confirm ({'every arm' if not experiment.confirmed else '--arms'} x every seed)"] if n_confirm else [])),
         f"search space {describe(space) if searching else '(no search)'}",
         *preparation,
         "arms         " + "; ".join(
             f"{arm.name} [{arm.method}{', tuned' if arm.tuned else ', paper defaults'}"
             + (", " + ", ".join(f"{k}={v}" for k, v in arm.overrides.items()) if arm.overrides else "") + "]"
-            for arm in experiment.arms) + f"; t-tests vs {experiment.baseline_arm}",
+            for arm in experiment.confirm_arms)
+        + (f"; t-tests vs {experiment.baseline_arm}" if any(arm.name == experiment.baseline_arm
+                                                          for arm in experiment.confirm_arms) else "; no t-tests")
+        + (f" (--arms: {len(experiment.confirm_arms)} of {len(experiment.arms)})" if experiment.confirmed else ""),
         f"seeds        {', '.join(map(str, cfg.seeds))}",
         f"trials       {n_search} search + {n_confirm} confirm = {n_search + n_confirm}",
         f"resources    per trial {res.workers_per_trial} worker(s) x {res.cpus_per_worker:g} CPU, GPUs per trial: "

@@ -57,8 +57,9 @@ def report_results(results: pd.DataFrame, tracker: SweepTracker, experiment: Exp
 
     When confirm runs also logged CKA, its tables follow (:func:`report_cka`), text included.
     """
-    arms = [arm.name for arm in experiment.arms]
-    summary = summarize(results, arms=arms, languages=list(task.languages), baseline_arm=experiment.baseline_arm,
+    arms = [arm.name for arm in experiment.confirm_arms]
+    baseline = experiment.baseline_arm if experiment.baseline_arm in arms else None  # --arms without it: no t-tests
+    summary = summarize(results, arms=arms, languages=list(task.languages), baseline_arm=baseline,
                         source_language=task.source_language, expected_seeds=list(seeds))
     label = METRIC_LABELS.get(task.metric, task.metric)
     title = f"{experiment.name}: test {label} per language"
@@ -88,7 +89,7 @@ def report_cka(cka: pd.DataFrame, tracker: SweepTracker, experiment: Experiment,
     discrepancy, so the source column and ``avg+<source>`` are left out.
     """
     present = set(cka["arm"])
-    arms = [arm.name for arm in experiment.arms if arm.name in present]
+    arms = [arm.name for arm in experiment.confirm_arms if arm.name in present]
     if not arms:
         return ""
     baseline = experiment.baseline_arm if experiment.baseline_arm in arms else None

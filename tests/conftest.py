@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import datasets
 import huggingface_hub
 import pytest
 
+from orchestrator.sweep import WORKER_ENV
 from trainables.config import TrainConfig
 from trainables.data import load_raw, tokenize_cached
 from trainables.smoke_assets import build_smoke_data, build_smoke_model
 from trainables.tasks import get_task
+
+
+# Tests that start their own Ray (ray.init in-process) poll Train runs as often as a sweep does.
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", WORKER_ENV["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"])
 
 
 @pytest.fixture

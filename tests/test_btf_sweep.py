@@ -18,13 +18,15 @@ ARMS = ("baseline", "btf", "self_training", "btf_self_training", "btf_self_train
 SEARCHED = {"learning_rate", "target_precision", "hard_weight", "rounds", "mlm_steps"}
 
 
-# MARC runs one search trial; PAN-X (40 test languages per trial) none: its tuned arms run the defaults.
-@pytest.mark.parametrize("experiment, samples", [("btf_marc", 1), ("btf_panx", 0)])
-def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, experiment, samples):
+# MARC runs one search trial and every arm; PAN-X (40 test languages per trial) no search (its tuned
+# arms run the defaults) and the arms that add something for a token task: BTF, voters and self-training.
+@pytest.mark.parametrize("experiment, samples, arms", [("btf_marc", 1, ARMS),
+                                                       ("btf_panx", 0, ("baseline", "btf_self_training_voters"))])
+def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, experiment, samples, arms):
     task = get_task(experiment.split("_")[1])
     metric = task.metric
     proc = subprocess.run(sweep_command(experiment, "--profile", "smoke", "--seeds", "1,2", "--num-samples", str(samples),
-                                        "--set", "num_train_epochs=1", "--set", "rounds=1"),
+                                        "--set", "num_train_epochs=1", "--set", "rounds=1", "--arms", ",".join(arms)),
                           cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     label = "F1" if metric == "f1" else "accuracy"
@@ -44,7 +46,7 @@ def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, 
         best = {"mlm_steps": "20", "learning_rate": "0.001", "target_precision": "0.9"}
     confirm = [c for c in children if c.data.tags["stage"] == "confirm"]
     assert Counter((c.data.tags["arm"], c.data.tags["seed"]) for c in confirm) == {
-        (arm, seed): 1 for arm in ARMS for seed in ("1", "2")}
+        (arm, seed): 1 for arm in arms for seed in ("1", "2")}
     for run in confirm:
         arm, params, metrics = run.data.tags["arm"], run.data.params, run.data.metrics
         assert run.info.status == "FINISHED", arm
@@ -74,7 +76,7 @@ def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, 
     assert {"results.md", "results.csv", "ttest.csv"} <= artifacts
     assert ("best_config.json" in artifacts) == bool(samples)
     ttest = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "ttest.csv", str(tmp_path))))
-    assert set(ttest.arm) == set(ARMS) - {"baseline"} and set(ttest.baseline) == {"baseline"}
+    assert set(ttest.arm) == set(arms) - {"baseline"} and set(ttest.baseline) == {"baseline"}
 
     # A second sweep in the same storage trains no MLM: the BTF checkpoints come from the cache.
     again = subprocess.run(sweep_command(experiment, "--profile", "smoke", "--seeds", "1", "--num-samples", "0",

@@ -66,6 +66,8 @@ def test_list_prints_one_line_per_experiment(capsys):
     (["xmixup_xnli", "--set", "lambda0=1.5"], "lambda0 must be in (0, 1]"),
     (["xmixup_xnli", "--set", "inference=mean"], "inference must be one of probabilities, logits"),
     (["xmixup_xnli", "--space", "lambda=uniform(0,1)"], "method 'xmixup' has no setting 'lambda'"),
+    (["salt_xnli", "--arms", "baseline,salt_ablation"], "salt_xnli has no arm 'salt_ablation'; its arms: baseline, salt,"),
+    (["salt_xnli", "--arms", "salt,salt"], "write distinct arm names"),
     ([], "name an experiment"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, expected):

@@ -102,7 +102,7 @@ def test_smoke_sweep_end_to_end(tmp_path):
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     """Ctrl-C mid-confirm leaves a resumable state; --resume finishes it with each trial once."""
     # Three waves of two trials: Ctrl-C after the first wave always leaves trials to resume.
-    args = ("baseline_pawsx", "--profile", "smoke", "--num-samples", "0", "--seeds", "1,2,3")
+    args = ("baseline_pawsx", "--profile", "smoke", "--num-samples", "0", "--seeds", "1,2,3", "--set", "num_train_epochs=1")
     proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     finished_before: list[tuple[str, str, int]] = []

@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from orchestrator.experiments import get_experiment
 from trainables.loop import train_and_evaluate
 from trainables.methods.xmixup import XMixup, average_probabilities, consistency_loss
 from trainables.models import load_classifier
@@ -195,8 +196,14 @@ def xnli_parallel(smoke_root, smoke_model):
     return str(parallel_cached(pairs, task, smoke_model, 64, smoke_root / "cache"))
 
 
-@pytest.mark.parametrize("overrides", [{}, {"freeze_ratio": True, "sampling": "reference", "inference": "logits"}])
+# The experiment's X-Mixup arms (Table 5 ablations, switches from the registry) and the reference code's flags.
+XMIXUP_ARMS = {arm.name: arm.overrides for arm in get_experiment("xmixup_xnli").arms if arm.method == "xmixup"}
+REFERENCE = {"freeze_ratio": True, "sampling": "reference", "inference": "logits"}
+
+
+@pytest.mark.parametrize("overrides", [*XMIXUP_ARMS.values(), REFERENCE], ids=[*XMIXUP_ARMS, "reference_code"])
 def test_xmixup_trains_through_the_shared_loop(smoke_train_config, xnli_parallel, overrides):
+    """Every arm's switches do what the arm says (the e2e sweep runs only the main arm of them)."""
     cfg = smoke_train_config.replace(method="xmixup", max_steps=30, eval_every_steps=15, cka_path=xnli_parallel,
                                      parallel_path=xnli_parallel, pk=10.0, train_languages=("de",), **overrides)
     reports = []
@@ -206,12 +213,21 @@ def test_xmixup_trains_through_the_shared_loop(smoke_train_config, xnli_parallel
     assert all(0 <= final[f"test_acc_{lang}"] <= 1 for lang in languages)
     assert final["cka_en"] > 0.99  # English is its own translation (only the mixing tells the sides apart)
     assert all(0 < final[f"cka_{lang}"] <= 1 for lang in languages)
+    reference = overrides is REFERENCE
     # p* was evaluated at the last step (29): per step k / (k + e^(29/k)); the reference: epoch 1 -> 1.
-    expected = 1.0 if overrides else 10 / (10 + math.exp(29 / 10))
-    assert final["xmixup_final_real_source_probability"] == pytest.approx(expected)
-    assert 0 < final["xmixup_ratio_mean"] < 0.5
-    if overrides:
+    expected = 1.0 if reference else 10 / (10 + math.exp(29 / 10))
+    if overrides.get("scheduled_sampling", True):
+        assert final["xmixup_final_real_source_probability"] == pytest.approx(expected)
+    lambda0 = XMixup.parse_params(cfg.method_params).lambda0
+    if overrides.get("ratio") == "constant":  # λ = λ0 on every example
+        assert final["xmixup_ratio_mean"] == pytest.approx(lambda0)
+    else:  # λ0 scaled down by the translation-quality term
+        assert 0 < final["xmixup_ratio_mean"] < lambda0
+    # The real English source always without scheduled sampling, and at 30 steps under the reference schedule.
+    if reference or not overrides.get("scheduled_sampling", True):
         assert final["xmixup_real_source_share"] == 1.0
+    else:
+        assert final["xmixup_real_source_share"] < 1.0
 
 
 def test_translate_train_adds_the_translations_to_english(smoke_train_config, xnli_parallel):
