@@ -24,6 +24,7 @@ from orchestrator.plan import TrialResolver, describe_plan
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, prepare_method,
                                      unlabelled_languages)
 from orchestrator.results import collect_confirm_results, report_results
+from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
 from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_tracking, resolve_tracking_uri
 from trainables.config import TrainConfig
@@ -68,14 +69,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not cfg.verbose:
             _quiet_progress_bars()
         check_method_inputs(cfg, experiment, task)
+        cluster = None
+        if cfg.resources.address:  # joining a cluster: every node must see the storage before anything is put there
+            cluster = _start_ray(cfg)
+            check_storage_is_shared(cfg.storage_path, tracking_uri)
         assets = prepare_assets(cfg, task, unlabelled=unlabelled_languages(cfg, experiment, task))
         preparation = prepare_method(cfg, experiment, task, assets)
         if preparation.space is not None:
             cfg.space = preparation.space  # e.g. one SALT threshold per chosen language
         if resumed is not None:  # the space is known now
             _check_resume_matches(cfg, SweepState.load(resumed))
-    except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume, PreparationError) as exc:
+    except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume, PreparationError,
+            StorageNotShared) as exc:
         cli.fail(str(exc))
+    if cluster is None:  # a local Ray: one node, nothing to probe
+        cluster = _start_ray(cfg)
     sweep_dir, state = _open_sweep(cfg, resumed)
 
     tracker = SweepTracker(tracking_uri, experiment.name)
@@ -95,7 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from orchestrator.stages import StageContext, StageFailed, StageInterrupted, run_confirm, run_search
     from orchestrator.trial import TrainLaunch
 
-    cluster = _start_ray(cfg)
     preparation.run(tracker, cluster)
     resolver = _resolver(cfg, experiment, task, assets, state, preparation)
     gpus_per_trial = _gpus_per_trial(cfg, cluster)
