@@ -22,6 +22,7 @@ from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from orchestrator.plan import TrialResolver
+from trainables.worker import TRAIN_NODE
 
 PARENT_TAG = "mlflow.parentRunId"
 # Keys of a Tune result that are bookkeeping, not metrics of the run.
@@ -133,6 +134,7 @@ class NestedRunCallback(tune.Callback):
         self.stage, self.resolver = stage, resolver
         self._client: MlflowClient | None = None
         self._runs: dict[str, str] = {}
+        self._nodes: dict[str, str] = {}
 
     def __getstate__(self) -> dict:
         # Tune pickles its callbacks with the experiment state; the client is rebuilt on use.
@@ -174,6 +176,10 @@ class NestedRunCallback(tune.Callback):
         self.run_id(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        node = result.get(TRAIN_NODE)
+        if node and self._nodes.get(trial.trial_id) != node:  # where it trains (again, after a retry)
+            self.client.set_tag(self.run_id(trial), TRAIN_NODE, node)
+            self._nodes[trial.trial_id] = node
         step = int(result.get("step", result.get("training_iteration", 0)))
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()

@@ -1,7 +1,8 @@
-"""A real multi-node Ray cluster on one machine: a head and worker nodes as `ray start` processes,
+"""A real multi-node Ray cluster on one machine: a head and two worker nodes as `ray start` processes,
 one of them in its own mount namespace (its view of a directory is a private tmpfs), so
 "storage on this node only" is real, not simulated. The sweep refuses such storage with one line
-before it writes anything, and accepts storage every node sees."""
+before it writes anything; on storage every node sees, a sweep joined with --address spreads its
+trials over the nodes."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sweep_smoke import env, sweep_command
+from tests.test_sweep_smoke import env, runs_of, sweep_command
 
 pytestmark = [
     pytest.mark.slow,
@@ -62,9 +63,9 @@ class LocalCluster:
         self._start(["--head", f"--port={self.port}", "--include-dashboard=false",
                      f"--temp-dir={self.temp_dir}"])
         self._wait_nodes(1)
-        for index in range(workers):
+        for index in range(workers):  # one at a time: raylets starting together on one machine can time out
             self._start([f"--address={self.address}"], private_dir=private_dir if index == 0 else None)
-        self._wait_nodes(1 + workers)
+            self._wait_nodes(2 + index)
 
     def _wait_nodes(self, n: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -97,13 +98,13 @@ class LocalCluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A head and a worker node whose view of ``private`` is its own empty tmpfs."""
+    """A head and two worker nodes (1 CPU each); the first worker's view of ``private`` is its own empty tmpfs."""
     root = tmp_path_factory.mktemp("cluster")
     private = root / "node-local"
     private.mkdir()
     cluster = LocalCluster(root)
     try:
-        cluster.start(workers=1, private_dir=private)
+        cluster.start(workers=2, private_dir=private)
         yield cluster, private
     finally:
         cluster.stop()
@@ -142,11 +143,11 @@ def test_storage_probe_tells_shared_from_node_local(cluster, tmp_path):
                           env=client_env(cluster), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["shared"] == [2, []]
+    assert out["shared"] == [3, []]
     n, blind = out["private"]
-    assert n == 2 and len(blind) == 1  # the namespaced worker sees its own empty tmpfs
+    assert n == 3 and len(blind) == 1  # the namespaced worker sees its own empty tmpfs
     assert out["ok"] is None
-    assert "local to this node: 1 of the cluster's 2 nodes" in out["storage"]
+    assert "local to this node: 1 of the cluster's 3 nodes" in out["storage"]
     assert "--tracking-uri sqlite:///" in out["tracking"] and "is a file on this node only" in out["tracking"]
     assert not list(shared.iterdir()) and not list(private.iterdir())  # the probe cleans up
 
@@ -160,3 +161,20 @@ def test_sweep_refuses_node_local_storage_with_one_line_before_writing(cluster, 
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and "is local to this node" in lines[0] and "--storage /mnt/xlt-sweep/sweeps" in lines[0]
     assert not (private / "sweeps").exists() or not any((private / "sweeps").iterdir())  # no sweep started
+
+
+def test_sweep_joined_with_address_runs_trials_on_several_nodes(cluster, tmp_path):
+    cluster, _private = cluster
+    seeds = ("1", "2", "3")
+    proc = subprocess.run(sweep_command("baseline_xnli", "--profile", "smoke", "--num-samples", "0", "--arms", "baseline",
+                                        "--seeds", ",".join(seeds), "--set", "num_train_epochs=1",
+                                        "--address", cluster.address, "--storage", str(tmp_path / "sweeps")),
+                          cwd=tmp_path, env=client_env(cluster), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "up to 3 at a time" in proc.stdout  # one trial per CPU of the three nodes
+    _, parents, children = runs_of(tmp_path, "baseline_xnli")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(c.data.tags["seed"] for c in children) == list(seeds)
+    assert all(c.info.status == "FINISHED" for c in children)
+    nodes = {c.data.tags["train_node"] for c in children}
+    assert len(nodes) >= 2, nodes  # trials trained on different nodes

@@ -19,6 +19,8 @@ import torch
 from trainables.config import TrainConfig
 from trainables.loop import DistContext, train_and_evaluate
 
+TRAIN_NODE = "train_node"  # the Ray node id of rank 0, in every report
+
 
 def train_loop_per_worker(config: dict[str, Any]) -> dict:
     """Entry point given to ``TorchTrainer``: ``config = {"train": TrainConfig.to_dict()}``.
@@ -35,13 +37,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict:
         # Moves the model to the worker's device; wraps it in DDP when there are several workers.
         prepare_model=ray.train.torch.prepare_model,
     )
-    # Every rank reports (Ray Train's report is collective); Tune keeps rank 0's metrics.
-    return train_and_evaluate(cfg, report=ray.train.report, ctx=ctx,
-                       final_report=_report_with_model(ctx.rank) if cfg.keep_model else None)
+    # Every rank reports (Ray Train's report is collective); Tune keeps rank 0's metrics, which name
+    # the node rank 0 trains on (the trial's MLflow run gets it as tag ``train_node``).
+    node = ray.get_runtime_context().get_node_id()
+
+    def report(metrics: dict) -> None:
+        ray.train.report({**metrics, TRAIN_NODE: node})
+
+    return train_and_evaluate(cfg, report=report, ctx=ctx,
+                              final_report=_report_with_model(ctx.rank, node) if cfg.keep_model else None)
 
 
-def _report_with_model(rank: int):
+def _report_with_model(rank: int, node: str):
     def final_report(metrics: dict, model: torch.nn.Module) -> None:
+        metrics = {**metrics, TRAIN_NODE: node}
         if rank != 0:
             ray.train.report(metrics)
             return
