@@ -42,15 +42,47 @@ def runs_of(workdir: Path, experiment: str):
     return client, parents, children
 
 
-def test_smoke_sweep_end_to_end(tmp_path):
+def _interrupt_after_first_confirm_trial(args: tuple[str, ...], workdir: Path) -> tuple[list, list]:
+    """Start a sweep, Ctrl-C it once a confirm trial has finished; the finished runs' (id, end time)."""
+    proc = subprocess.Popen(sweep_command(*args), cwd=workdir, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    confirm_done: list[tuple[str, int]] = []
+    deadline = time.monotonic() + 500
+    while time.monotonic() < deadline and proc.poll() is None and not confirm_done:
+        time.sleep(2)
+        if not (workdir / "mlflow.db").exists():
+            continue
+        try:
+            _, _, children = runs_of(workdir, args[0])
+        except Exception:  # the store is being created
+            continue
+        confirm_done = [(c.info.run_id, c.info.end_time) for c in children
+                        if c.data.tags["stage"] == "confirm" and c.info.status == "FINISHED"]
+    assert confirm_done, "no confirm trial finished in time"
+    search_done = [(c.info.run_id, c.info.end_time) for c in children if c.data.tags["stage"] == "search"]
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130, output[-3000:]
+    assert "--resume" in output
+    return search_done, confirm_done
+
+
+def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
+    """The README's main job (the whole smoke profile: search, then every arm x 3 seeds), Ctrl-C'd once
+    its first confirm trials end (three waves of two, so trials are left), then ``--resume``: the
+    search is not rerun, no finished trial reruns, and what a researcher opens is complete."""
+    args = ("baseline_xnli", "--profile", "smoke")
+    search_done, confirm_done = _interrupt_after_first_confirm_trial(args, tmp_path)
+    assert len(search_done) == 2
+
     started = time.monotonic()
-    proc = subprocess.run(sweep_command("baseline_xnli", "--profile", "smoke"), cwd=tmp_path, env=env(),
-                          capture_output=True, text=True, timeout=600)
-    elapsed = time.monotonic() - started
+    proc = subprocess.run(sweep_command(*args, "--resume"), cwd=tmp_path, env=env(), capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "baseline_xnli: test accuracy per language" in proc.stdout
-    assert "| baseline_tuned |" in proc.stdout.replace("  ", " ") or "baseline_tuned" in proc.stdout
-    print(f"smoke sweep took {elapsed:.0f} s")
+    print(f"the resumed sweep took {time.monotonic() - started:.0f} s")
+    assert "[search]" not in proc.stdout  # the finished stage is not run again
+    assert "baseline_xnli: test accuracy per language" in proc.stdout and "baseline_tuned" in proc.stdout
+    assert len(list((tmp_path / "sweeps" / "baseline_xnli").glob("*/sweep.json"))) == 1
 
     task = get_task("xnli")
     client, parents, children = runs_of(tmp_path, "baseline_xnli")
@@ -68,7 +100,7 @@ def test_smoke_sweep_end_to_end(tmp_path):
     for child in children:
         tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
         assert child.info.status == "FINISHED"
-        assert {"stage", "arm", "seed", "trial_id"} <= set(tags)
+        assert {"stage", "arm", "seed", "trial_id", "train_node"} <= set(tags)
         assert params["seed"] == tags["seed"] and params["method"] == "baseline"
         assert {"learning_rate", "warmup_ratio", "num_train_epochs", "per_device_batch_size", "model"} <= set(params)
         expected = {"dev_acc", "test_acc_avg", "test_acc_avg_en"} | {f"test_acc_{lang}" for lang in task.languages}
@@ -98,42 +130,7 @@ def test_smoke_sweep_end_to_end(tmp_path):
     assert set(ttest.arm) == {"baseline_tuned"} and set(ttest.baseline) == {"baseline"}
     assert len(ttest) == len(task.languages) + 2
 
-
-def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
-    """Ctrl-C mid-confirm leaves a resumable state; --resume finishes it with each trial once."""
-    # Three waves of two trials: Ctrl-C after the first wave always leaves trials to resume.
-    args = ("baseline_pawsx", "--profile", "smoke", "--num-samples", "0", "--seeds", "1,2,3", "--set", "num_train_epochs=1")
-    proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    finished_before: list[tuple[str, str, int]] = []
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(2)
-        if not (tmp_path / "mlflow.db").exists():
-            continue
-        try:
-            _, _, children = runs_of(tmp_path, "baseline_pawsx")
-        except Exception:  # the store is being created
-            continue
-        finished_before = [(c.info.run_id, c.data.tags["arm"], c.info.end_time) for c in children
-                           if c.info.status == "FINISHED"]
-        if finished_before:
-            break
-    assert finished_before, "no trial finished in time"
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 130, output[-3000:]
-    assert "--resume" in output
-
-    resumed = subprocess.run(sweep_command(*args, "--resume"), cwd=tmp_path, env=env(), capture_output=True,
-                             text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    client, parents, children = runs_of(tmp_path, "baseline_pawsx")
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    pairs = Counter((c.data.tags["arm"], c.data.tags["seed"]) for c in children)
-    assert pairs == {(arm, seed): 1 for arm in ("baseline", "baseline_tuned") for seed in ("1", "2", "3")}
-    assert all(c.info.status == "FINISHED" for c in children)
+    # Nothing that had finished ran again: same runs, same end times.
     by_id = {c.info.run_id: c for c in children}
-    for run_id, _arm, end_time in finished_before:  # not rerun: same run, same end
+    for run_id, end_time in search_done + confirm_done:
         assert by_id[run_id].info.end_time == end_time
-    assert len(list((tmp_path / "sweeps" / "baseline_pawsx").glob("*/sweep.json"))) == 1
