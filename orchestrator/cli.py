@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                                       "(default: 1 if the cluster has GPUs, else 0)")
     p.add_argument("--workers-per-trial", type=_positive_int, default=1, help="Ray Train workers per trial (DDP)")
     p.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="CPUs per Ray Train worker")
+    p.add_argument("--max-concurrent-trials", type=_positive_int,
+                   help="trials at once (default: what the cluster fits at start; set it for an autoscaling cluster)")
+    p.add_argument("--max-failures", type=_non_negative_int, default=3,
+                   help="restarts of a trial's training after a lost worker or node, from its last checkpoint "
+                        "(default 3)")
     p.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: start a local Ray")
     p.add_argument("--storage", help="sweep storage (default ./sweeps/<experiment>)")
     p.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_ID",
@@ -142,7 +147,8 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         asha=args.asha,
         stages=args.stages,
         arms=args.arms,
-        resources=Resources(args.gpus_per_trial, args.workers_per_trial, args.cpus_per_worker, args.address),
+        resources=Resources(args.gpus_per_trial, args.workers_per_trial, args.cpus_per_worker, args.address,
+                            args.max_concurrent_trials, args.max_failures),
         storage=args.storage or f"./sweeps/{experiment.name}",
         resume=args.resume,
         dry_run=args.dry_run,

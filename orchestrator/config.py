@@ -26,6 +26,11 @@ class Resources:
     workers_per_trial: int = 1
     cpus_per_worker: float = 1.0
     address: str | None = None
+    # Trials at once; None: what the cluster fits when the sweep starts (an autoscaling cluster that
+    # starts small needs it set to what it can grow to).
+    max_concurrent_trials: int | None = None
+    # Restarts of a trial's training run after a worker or its node was lost, each from its latest checkpoint.
+    max_failures: int = 3
 
 
 @dataclass(frozen=True)

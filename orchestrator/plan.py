@@ -105,7 +105,9 @@ def describe_plan(cfg, experiment, task) -> str:
         f"seeds        {', '.join(map(str, cfg.seeds))}",
         f"trials       {n_search} search + {n_confirm} confirm = {n_search + n_confirm}",
         f"resources    per trial {res.workers_per_trial} worker(s) x {res.cpus_per_worker:g} CPU, GPUs per trial: "
-        f"{gpus}; {where}; concurrent trials = what the cluster fits",
+        f"{gpus}; {where}; concurrent trials = "
+        + (str(res.max_concurrent_trials) if res.max_concurrent_trials else "what the cluster fits")
+        + f"; a lost worker restarts a trial from its last checkpoint up to {res.max_failures} time(s)",
         *training,
         f"storage      {cfg.storage_path}" + (f" (resume {cfg.resume})" if cfg.resume else ""),
         f"tracking     {cfg.tracking_uri or 'sqlite:///' + os.path.join(os.getcwd(), 'mlflow.db')}",

@@ -371,7 +371,8 @@ def _prepare_btf(cfg: SweepConfig, task: TaskSpec, assets: Assets) -> Preparatio
     def run(tracker, cluster: dict[str, float]) -> None:
         result = run_btf_cached(plan, cfg.cache_dir, storage_path=str(cfg.cache_dir / "btf-runs"),
                                 num_workers=cfg.resources.workers_per_trial, use_gpu=cluster.get("GPU", 0) >= 1,
-                                cpus_per_worker=cfg.resources.cpus_per_worker, log=lambda line: print(line, flush=True))
+                                cpus_per_worker=cfg.resources.cpus_per_worker, max_failures=cfg.resources.max_failures,
+                                log=lambda line: print(line, flush=True))
         if "augment.cache" not in tracker.tags():  # a resumed sweep keeps what its first start found
             tracker.set_tags({"augment.cache": "hit" if result.hit else "miss"})
         if result.hit:

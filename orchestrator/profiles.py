@@ -52,6 +52,8 @@ SMOKE = Profile(
         "eval_batch_size": 256,
         "learning_rate": 1e-3,
         "warmup_ratio": 0.0,
+        # A checkpoint at every evaluation: tiny on the smoke model, and fault tolerance gets exercised.
+        "checkpoint_every_s": 0.0,
         # The tiny random MLM spreads its probability almost evenly over its 2,000 tokens (the best
         # candidate of a language gets ~7e-4 to 9e-4), so Appendix A's 1e-3 / 1e-7 would switch
         # nothing / everything; these thresholds switch a share of the tokens, as on a real model.

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from optuna.trial import TrialState
 from ray import tune
+from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.plan import TrialResolver
 from orchestrator.tracking import NestedRunCallback, SweepTracker
-from orchestrator.trial import TrainLaunch, trainable
+from orchestrator.trial import TRIAL_DRIVER_RETRIES, TrainLaunch, trainable
 from search_spaces.spec import Dimension, to_tune_space
 from trainables.methods import get_method
 
@@ -46,13 +48,12 @@ def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: i
     """Search the space; return the best sampled values, their objective, and every trial's row."""
     from optuna.samplers import TPESampler
     from optuna.storages import RDBStorage
-    from ray.tune.search.optuna import OptunaSearch
 
     path = ctx.sweep_dir / "search"
     if tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable=trainable(ctx.resolver, ctx.launch), resume_errored=True)
     else:
-        searcher = OptunaSearch(
+        searcher = ResumableOptunaSearch(
             sampler=TPESampler(seed=sampler_seed),
             points_to_evaluate=_paper_point(ctx.resolver, space),
             study_name=f"{ctx.sweep_dir.parent.name}-{ctx.sweep_dir.name}",
@@ -109,6 +110,30 @@ def _run_confirm_pairs(ctx: StageContext, pairs: list[tuple[str, int]], *, name:
     _fit(tuner, expected=len(pairs))
 
 
+class ResumableOptunaSearch(OptunaSearch):
+    """Ray's ``OptunaSearch``, safe to resume from a Tune snapshot older than the Optuna study.
+
+    Tune snapshots its experiment every ~10 s, the Optuna study (SQLite) commits each trial at once.
+    A driver killed in between leaves a trial finished in the study but running in the snapshot:
+    ``--resume`` starts it again (it returns its stored outcome without training) and its results
+    would be told to a finished Optuna trial, which raises. They are dropped instead; the study's
+    record of that trial stays as it was.
+    """
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self._completed_trials and self._finished_in_study(trial_id):
+            self._completed_trials.add(trial_id)
+        super().on_trial_result(trial_id, result)
+
+    def _finished_in_study(self, trial_id: str) -> bool:
+        trial = self._ot_trials.get(trial_id)
+        if trial is None:
+            return False
+        ended = self._ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL,
+                                                                   TrialState.PRUNED))
+        return any(t.number == trial.number for t in ended)
+
+
 def _run_config(ctx: StageContext, stage: str, *, name: str | None = None) -> tune.RunConfig:
     return tune.RunConfig(
         name=name or stage,
@@ -116,6 +141,8 @@ def _run_config(ctx: StageContext, stage: str, *, name: str | None = None) -> tu
         callbacks=[NestedRunCallback(ctx.tracker.uri, ctx.tracker.experiment_id, ctx.tracker.parent_run_id,
                                      stage, ctx.resolver),
                    ProgressPrinter(stage, ctx.resolver, ctx.objective)],
+        # A trial driver that died is started again (its training goes on from its last checkpoint).
+        failure_config=tune.FailureConfig(max_failures=TRIAL_DRIVER_RETRIES),
         verbose=0,
     )
 

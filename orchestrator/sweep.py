@@ -27,6 +27,7 @@ from orchestrator.results import collect_confirm_results, report_results
 from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
 from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_tracking, resolve_tracking_uri
+from trainables import faults
 from trainables.config import TrainConfig
 from trainables.data import DataUnavailable
 from trainables.models import ModelUnavailable
@@ -111,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_workers=cfg.resources.workers_per_trial,
         gpus_per_worker=gpus_per_trial / cfg.resources.workers_per_trial,
         cpus_per_worker=cfg.resources.cpus_per_worker,
+        max_failures=cfg.resources.max_failures,
     )
     objective = f"dev_{task.metric}"
     concurrent = max_concurrent_trials(cfg, cluster, gpus_per_trial)
@@ -151,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_trial: float) -> int:
-    """As many trials as the cluster fits at once (also caps Train V2 placement-group leaks, ray#54305)."""
+    """As many trials as the cluster fits at once (also caps Train V2 placement-group leaks, ray#54305),
+    or ``--max-concurrent-trials``."""
+    if cfg.resources.max_concurrent_trials:
+        return cfg.resources.max_concurrent_trials
     if gpus_per_trial > 0:
         fits = cluster.get("GPU", 0) / gpus_per_trial
     else:
@@ -231,7 +236,9 @@ def _start_ray(cfg: SweepConfig) -> dict[str, float]:
         import ray.data  # noqa: F401  (its import configures its loggers; quiet them afterwards)
 
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # Ray Data's per-dataset INFO lines
-    ray.init(address=cfg.resources.address, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=cfg.verbose,
+    # Fault injection (tests) reaches the workers wherever they run.
+    env_vars = {**WORKER_ENV, **faults.from_environment()}
+    ray.init(address=cfg.resources.address, runtime_env={"env_vars": env_vars}, log_to_driver=cfg.verbose,
              logging_level="WARNING", ignore_reinit_error=True)
     return ray.cluster_resources()
 

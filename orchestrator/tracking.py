@@ -135,6 +135,9 @@ class NestedRunCallback(tune.Callback):
         self._client: MlflowClient | None = None
         self._runs: dict[str, str] = {}
         self._nodes: dict[str, str] = {}
+        # Trials whose run had already FINISHED when this callback met them: a trial that Tune's last
+        # snapshot still had as running (the driver was killed) ends again, but its run is not touched.
+        self._finished_before: set[str] = set()
 
     def __getstate__(self) -> dict:
         # Tune pickles its callbacks with the experiment state; the client is rebuilt on use.
@@ -156,7 +159,10 @@ class NestedRunCallback(tune.Callback):
                else f"tags.trial_id = '{trial.trial_id}'")
         query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.stage = '{self.stage}' and {key}"
         found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
-        if found:
+        if found and found[0].info.status == "FINISHED":
+            run_id = found[0].info.run_id
+            self._finished_before.add(trial.trial_id)
+        elif found:
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
             self.client.set_tag(run_id, "trial_id", trial.trial_id)
@@ -176,6 +182,8 @@ class NestedRunCallback(tune.Callback):
         self.run_id(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.run_id(trial) and trial.trial_id in self._finished_before:
+            return
         node = result.get(TRAIN_NODE)
         if node and self._nodes.get(trial.trial_id) != node:  # where it trains (again, after a retry)
             self.client.set_tag(self.run_id(trial), TRAIN_NODE, node)
@@ -188,10 +196,14 @@ class NestedRunCallback(tune.Callback):
             self.client.log_batch(self.run_id(trial), metrics=metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.client.set_terminated(self.run_id(trial), status="FINISHED")
+        run_id = self.run_id(trial)
+        if trial.trial_id not in self._finished_before:
+            self.client.set_terminated(run_id, status="FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
+        if trial.trial_id in self._finished_before:
+            return
         self.client.set_tag(run_id, "error", _error_summary(trial))
         self.client.set_terminated(run_id, status="FAILED")
 

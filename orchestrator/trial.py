@@ -6,6 +6,12 @@ small driver function that resolves its configuration and starts a ``TorchTraine
 (``TRIAL_DRIVER_RESOURCES``): the workers carry the CPUs and GPUs, and fractional CPU
 requests from several drivers would otherwise keep whole-CPU workers from being placed.
 
+Faults: the drivers run on the head node (a sliver of its ``node:__internal_head__`` resource),
+and so do the Train controllers they start, so removing a worker node never takes a trial's
+control with it. Ray Train restarts a run whose worker died (``FailureConfig(max_failures)``)
+from its latest checkpoint, on whatever node has room; Tune retries a driver that died. A run
+that diverged fails at once with its reason (``TrialFailed``): retrying it would diverge again.
+
 Self-training is several jobs in a row (teachers, a Ray Data pseudo-labelling pass, students),
 so its trial driver runs ``trainables.self_training.recipe`` with ``TrainLaunch.fit`` and a
 Ray Data labeller on the resources the trial's training runs use in turn.
@@ -24,9 +30,17 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from orchestrator.plan import TrialResolver
 from trainables.config import TrainConfig
-from trainables.worker import train_loop_per_worker
+from trainables.worker import FAILED, train_loop_per_worker
 
-TRIAL_DRIVER_RESOURCES = {"cpu": 0, "memory": 1}
+# No CPU, and a sliver of the head node's own resource: drivers (and their Train controllers) stay on the
+# head, which a sweep cannot lose without losing its driver too.
+TRIAL_DRIVER_RESOURCES = {"cpu": 0, "memory": 1, "node:__internal_head__": 0.001}
+
+TRIAL_DRIVER_RETRIES = 1  # Tune starts a trial's driver again once if it dies (its Train run then resumes)
+
+
+class TrialFailed(RuntimeError):
+    """A training run ended without a result it could report (its loss diverged); the message says why."""
 
 
 @dataclass
@@ -37,7 +51,7 @@ class TrainLaunch:
     num_workers: int = 1
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
-    max_failures: int = 0
+    max_failures: int = 3  # restarts of a run whose worker died (a lost node), each from its latest checkpoint
 
     def scaling_config(self) -> ray.train.ScalingConfig:
         resources: dict[str, float] = {"CPU": self.cpus_per_worker}
@@ -60,9 +74,15 @@ class TrainLaunch:
                 storage_path=self.storage_path,
                 callbacks=[TuneReportCallback()] if forward else [],
                 failure_config=ray.train.FailureConfig(max_failures=self.max_failures),
+                # The latest checkpoint only: a run goes on from it, and a finished run's is its outcome.
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             ),
         )
-        return trainer.fit()
+        result = trainer.fit()
+        failed = (result.return_value or {}).get(FAILED)
+        if failed:
+            raise TrialFailed(failed)
+        return result
 
 
 def run_trial(config: dict[str, Any], *, resolver: TrialResolver, launch: TrainLaunch) -> None:
@@ -84,7 +104,8 @@ def _run_self_training(cfg: TrainConfig, launch: TrainLaunch, trial_id: str) -> 
 
     def fit(phase_cfg: TrainConfig, phase: str) -> PhaseResult:
         result = launch.fit(phase_cfg, f"train-{trial_id}-{phase}", forward=False)
-        return PhaseResult(dict(result.return_value or {}), result.checkpoint.path if result.checkpoint else None)
+        kept = result.checkpoint.path if phase_cfg.keep_model and result.checkpoint else None
+        return PhaseResult(dict(result.return_value or {}), kept)
 
     task = get_task(cfg.task)
     pad_token_id = AutoTokenizer.from_pretrained(cfg.model).pad_token_id or 0

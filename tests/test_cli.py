@@ -105,6 +105,19 @@ def test_dry_run_of_smoke_profile(capsys):
     assert "7 languages (en de es fr ja ko zh)" in out
     assert "trials       2 search + 6 confirm = 8" in out
     assert "learning_rate=loguniform(0.001, 0.01)" in out
+    assert "concurrent trials = what the cluster fits" in out and "up to 3 time(s)" in out
+
+
+def test_concurrency_and_retries_for_an_autoscaling_cluster(capsys):
+    cfg = cli.parse(["baseline_xnli", "--profile", "smoke", "--max-concurrent-trials", "8", "--max-failures", "5"])
+    assert cfg.resources.max_concurrent_trials == 8 and cfg.resources.max_failures == 5
+    from orchestrator.sweep import max_concurrent_trials
+
+    assert max_concurrent_trials(cfg, {"CPU": 2.0}, 0.0) == 8  # not what the cluster has now
+    assert main(["baseline_xnli", "--profile", "smoke", "--max-concurrent-trials", "8", "--dry-run"]) == 0
+    assert "concurrent trials = 8" in capsys.readouterr().out
+    code, err = exit_code_and_stderr(capsys, "baseline_xnli", "--max-concurrent-trials", "0")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--max-concurrent-trials" in err
 
 
 def test_paper_profile_offline_fails_fast_with_one_line(tmp_path):
@@ -138,6 +151,7 @@ def test_unreachable_tracking_server_is_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "did not answer" in lines[0], proc.stderr
+    assert not (tmp_path / "sweeps").exists()  # checked first: no sweep folder, no Ray, no trial
 
 
 def test_resume_without_a_sweep_is_one_line(tmp_path):

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from trainables.loop import train_and_evaluate
+from trainables import faults
+from trainables.checkpoints import FolderStore, read_outcome
+from trainables.loop import STATE_FILE, TrainingDiverged, train_and_evaluate
 from trainables.tasks import get_task
 
 XNLI = get_task("xnli")
@@ -72,4 +74,74 @@ def test_grad_accumulation_counts_optimizer_steps(smoke_train_config):
     final, reports = run(cfg)
     # 1200 / 16 = 75 micro-batches -> 38 optimizer steps (the last one from a partial accumulation).
     assert reports[0]["step"] == 38 and final["step"] == 38
+    assert math.isfinite(final["test_acc_avg"])
+
+
+class Killed(Exception):
+    """Stands for the worker process dying right after a checkpoint."""
+
+
+def _run_in(store_dir, cfg, *, kill_after_step: int | None = None):
+    reports: list[dict] = []
+
+    def on_report(metrics):
+        reports.append(metrics)
+        if kill_after_step is not None and metrics.get("step") == kill_after_step and "test_acc_avg" not in metrics:
+            raise Killed()
+
+    final = train_and_evaluate(cfg, store=FolderStore(store_dir, on_report))
+    return final, reports
+
+
+def test_a_resumed_run_is_the_run_that_was_interrupted(smoke_train_config, tmp_path):
+    """Killed right after its checkpoint at step 40 (two batches into epoch 2, whose order follows from epoch 1's
+    generator), the run goes on from there and ends exactly where the uninterrupted run ends."""
+    cfg = smoke_train_config.replace(per_device_batch_size=16, grad_accum_steps=2, eval_every_steps=10,
+                                     checkpoint_every_s=0.0)
+    reference, reference_reports = _run_in(tmp_path / "whole", cfg)
+    with pytest.raises(Killed):
+        _run_in(tmp_path / "killed", cfg, kill_after_step=40)
+    resumed, resumed_reports = _run_in(tmp_path / "killed", cfg)
+
+    wall_clock = {"train_samples_per_second", "resumed_from_step"}
+    assert resumed["resumed_from_step"] == 40 and reference["resumed_from_step"] == 0
+    assert {k: v for k, v in resumed.items() if k not in wall_clock} == \
+        {k: v for k, v in reference.items() if k not in wall_clock}
+    # The curve after the checkpoint is the same, step by step, loss by loss.
+    after = [r for r in reference_reports if 40 < r["step"] and "test_acc_avg" not in r]
+    assert [r["step"] for r in after] == [50, 60, 70, 76]
+    assert resumed_reports[:-1] == after
+
+
+def test_a_finished_run_returns_its_outcome_without_training_again(smoke_train_config, tmp_path):
+    cfg = smoke_train_config.replace(max_steps=20, eval_every_steps=10, checkpoint_every_s=0.0)
+    first, _ = _run_in(tmp_path / "run", cfg)
+    again, reports = _run_in(tmp_path / "run", cfg)
+    assert again == first
+    assert reports == [first]  # the stored outcome, re-reported; no evaluation ran
+
+
+def test_checkpoints_follow_the_time_interval(smoke_train_config, tmp_path):
+    """With a long interval no evaluation checkpoints: the run's only checkpoint is its outcome."""
+    cfg = smoke_train_config.replace(max_steps=20, eval_every_steps=10, checkpoint_every_s=3600.0)
+    written: list[int] = []
+    store = FolderStore(tmp_path / "run", lambda m: written.append((store.folder / STATE_FILE).is_file()))
+    train_and_evaluate(cfg, store=store)
+    assert written == [False, False, False]  # two evaluations, then the outcome (which holds no training state)
+    assert read_outcome(store.folder)["status"] == "finished"
+
+
+def test_a_diverged_run_fails_with_its_reason_and_stays_failed(smoke_train_config, tmp_path, monkeypatch):
+    """Fault injection makes seed 1's loss NaN from step 12: the run fails at the next evaluation, and running it
+    again fails at once with the same reason instead of training into the same NaN."""
+    monkeypatch.setenv(faults.NAN_LOSS, "1:12")
+    cfg = smoke_train_config.replace(max_steps=40, eval_every_steps=10, checkpoint_every_s=0.0)
+    with pytest.raises(TrainingDiverged, match="training loss became nan at step 20") as first:
+        _run_in(tmp_path / "run", cfg)
+    reports: list[dict] = []
+    with pytest.raises(TrainingDiverged) as again:
+        train_and_evaluate(cfg, store=FolderStore(tmp_path / "run", reports.append))
+    assert str(again.value) == str(first.value) and reports == []
+    # Another seed is not touched by the fault.
+    final, _ = _run_in(tmp_path / "other", cfg.replace(seed=2))
     assert math.isfinite(final["test_acc_avg"])

@@ -2,7 +2,8 @@
 one of them in its own mount namespace (its view of a directory is a private tmpfs), so
 "storage on this node only" is real, not simulated. The sweep refuses such storage with one line
 before it writes anything; on storage every node sees, a sweep joined with --address spreads its
-trials over the nodes."""
+trials over the nodes, and survives its faults: the driver killed mid-search and resumed, a trial
+whose loss turns NaN, and a worker node removed mid-run (the last test: the cluster keeps two nodes)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_sweep_smoke import env, runs_of, sweep_command
+from trainables import faults
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,7 +53,9 @@ class LocalCluster:
         self.env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
 
     def _start(self, args: list[str], *, private_dir: Path | None = None) -> None:
-        command = [RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=1", *args]
+        # A custom resource names each node, so a test can find its Ray node id (``node_ids``).
+        name = json.dumps({f"xlt_node_{len(self.procs)}": 1})
+        command = [RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=1", f"--resources={name}", *args]
         if private_dir is not None:  # this node sees its own, empty private_dir
             command = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                        f'mount -t tmpfs tmpfs "{private_dir}" && exec "$@"', "node", *command]
@@ -79,6 +83,21 @@ class LocalCluster:
                 return
             time.sleep(1)
         raise RuntimeError(f"the cluster did not reach {n} nodes: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+
+    def node_ids(self) -> dict[int, str]:
+        """Ray node id of each node, by start order (0: the head)."""
+        script = ("import json, ray; ray.init(address='auto', log_to_driver=False); print(json.dumps("
+                  "{k: n['NodeID'] for n in ray.nodes() if n['Alive'] for k in n['Resources'] if k.startswith('xlt_node_')}))")
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, **self.env, "RAY_ADDRESS": self.address})
+        assert out.returncode == 0, out.stderr[-2000:]
+        found = json.loads(out.stdout.strip().splitlines()[-1])
+        return {int(key.rsplit("_", 1)[1]): node for key, node in found.items()}
+
+    def kill_node(self, index: int) -> None:
+        """Remove a node the hard way: SIGKILL its raylet and every process it started."""
+        os.killpg(self.procs[index].pid, signal.SIGKILL)
+        self.procs[index].wait(timeout=20)
 
     def stop(self) -> None:
         """SIGTERM every node's process group, then SIGKILL what is left after a few seconds."""
@@ -163,18 +182,98 @@ def test_sweep_refuses_node_local_storage_with_one_line_before_writing(cluster, 
     assert not (private / "sweeps").exists() or not any((private / "sweeps").iterdir())  # no sweep started
 
 
-def test_sweep_joined_with_address_runs_trials_on_several_nodes(cluster, tmp_path):
+def _optuna_trials(sweep_root: Path) -> dict[int, tuple[str, float | None, dict]]:
+    import optuna
+
+    (db,) = sweep_root.glob("*/optuna.db")
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{db}")
+    study = optuna.load_study(study_name=summary.study_name, storage=f"sqlite:///{db}")
+    return {t.number: (t.state.name, t.value, t.params) for t in study.get_trials(deepcopy=False)}
+
+
+def test_driver_killed_mid_search_resumes_and_a_diverged_seed_is_reported_missing(cluster, tmp_path):
+    """SIGKILL the sweep driver once a search trial has finished (no Ctrl-C handler runs); --resume finishes
+    the sweep in the same parent run, without rerunning a finished trial and with the Optuna history intact.
+    Seed 3's loss is made NaN (fault injection): its confirm run fails with the reason, the sweep goes on,
+    and the table reports the missing seed."""
     cluster, _private = cluster
-    seeds = ("1", "2", "3")
-    proc = subprocess.run(sweep_command("baseline_xnli", "--profile", "smoke", "--num-samples", "0", "--arms", "baseline",
-                                        "--seeds", ",".join(seeds), "--set", "num_train_epochs=1",
-                                        "--address", cluster.address, "--storage", str(tmp_path / "sweeps")),
-                          cwd=tmp_path, env=client_env(cluster), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "up to 3 at a time" in proc.stdout  # one trial per CPU of the three nodes
+    args = ("baseline_xnli", "--profile", "smoke", "--num-samples", "2", "--arms", "baseline", "--seeds", "1,3",
+            "--set", "max_steps=20", "--address", cluster.address, "--storage", str(tmp_path / "sweeps"))
+    run_env = {**client_env(cluster), faults.NAN_LOSS: "3:5"}
+    proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, env=run_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("[search] done"):
+            proc.kill()  # SIGKILL: the driver gets no chance to save anything
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    _, (parent,), children = runs_of(tmp_path, "baseline_xnli")
+    finished = {c.info.run_id: c.info.end_time for c in children if c.info.status == "FINISHED"}
+    assert len(finished) >= 1 and all(c.data.tags["stage"] == "search" for c in children)
+    history = _optuna_trials(tmp_path / "sweeps")
+    complete = {n: t for n, t in history.items() if t[0] == "COMPLETE"}
+    assert complete
+
+    done = subprocess.run(sweep_command(*args, "--resume"), cwd=tmp_path, env=run_env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     _, parents, children = runs_of(tmp_path, "baseline_xnli")
+    assert [p.info.run_id for p in parents] == [parent.info.run_id] and parents[0].info.status == "FINISHED"
+    search = [c for c in children if c.data.tags["stage"] == "search"]
+    assert len(search) == 2 and len({c.data.tags["trial_id"] for c in search}) == 2
+    assert all(c.info.status == "FINISHED" for c in search)
+    for run in search:  # a run that had finished was not run again
+        if run.info.run_id in finished:
+            assert run.info.end_time == finished[run.info.run_id]
+    after = _optuna_trials(tmp_path / "sweeps")
+    assert len(after) == 2 and all(state == "COMPLETE" for state, _, _ in after.values())
+    assert {n: after[n] for n in complete} == complete  # the history before the kill is unchanged
+
+    confirm = {int(c.data.tags["seed"]): c for c in children if c.data.tags["stage"] == "confirm"}
+    assert sorted(confirm) == [1, 3]
+    assert confirm[1].info.status == "FINISHED" and confirm[3].info.status == "FAILED"
+    assert "training loss became nan at step 20" in confirm[3].data.tags["error"]
+    assert "missing seeds: baseline: 3" in done.stdout
+
+
+def test_sweep_survives_losing_a_worker_node_mid_run(cluster, tmp_path):
+    """Three seeds on three 1-CPU nodes, one trial per node. Once the trial on a worker node has checkpointed,
+    that node is killed: Ray Train restarts the trial from its checkpoint on a node that frees up, and the
+    sweep ends with every seed once in MLflow. Runs last: the cluster keeps two nodes."""
+    cluster, _private = cluster
+    victim = cluster.node_ids()[2]
+    seeds = ("1", "2", "3")
+    proc = subprocess.Popen(sweep_command("baseline_xnli", "--profile", "smoke", "--num-samples", "0",
+                                          "--arms", "baseline", "--seeds", ",".join(seeds),
+                                          "--set", "num_train_epochs=1", "--set", "eval_every_steps=5",
+                                          "--address", cluster.address, "--storage", str(tmp_path / "sweeps")),
+                            cwd=tmp_path, env=client_env(cluster), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    killed_run, deadline = None, time.monotonic() + 400
+    while killed_run is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            _, _, children = runs_of(tmp_path, "baseline_xnli")
+        except Exception:  # the store is being created
+            continue
+        for run in children:  # an evaluation was reported, so its checkpoint is stored
+            if run.data.tags.get("train_node") == victim and "eval_dev_acc" in run.data.metrics \
+                    and run.info.status == "RUNNING":
+                cluster.kill_node(2)
+                killed_run = run.info.run_id
+                break
+    assert killed_run is not None, "no trial checkpointed on the victim node in time"
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    assert "up to 3 at a time" in output  # one trial per CPU of the three nodes
+    client, parents, children = runs_of(tmp_path, "baseline_xnli")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert sorted(c.data.tags["seed"] for c in children) == list(seeds)
+    assert sorted(c.data.tags["seed"] for c in children) == list(seeds)  # each seed once, none duplicated
     assert all(c.info.status == "FINISHED" for c in children)
-    nodes = {c.data.tags["train_node"] for c in children}
-    assert len(nodes) >= 2, nodes  # trials trained on different nodes
+    moved = client.get_run(killed_run)
+    assert moved.data.metrics["resumed_from_step"] >= 5  # it went on from its checkpoint, not from step 0
+    assert moved.data.tags["train_node"] != victim  # on a node that is still there
+    assert len({c.data.tags["train_node"] for c in children}) >= 2  # trials trained on different nodes

@@ -17,6 +17,7 @@ from datasets import DatasetDict
 
 from trainables.config import TrainConfig
 from trainables.data import load_raw, load_tokenized, load_unlabelled, tokenize_cached
+from trainables.checkpoints import FolderStore
 from trainables.loop import train_and_evaluate
 from trainables.self_training.losses import IGNORE
 from trainables.self_training.pseudo_labels import label_in_process
@@ -45,16 +46,9 @@ class InProcess:
 
     def fit(self, cfg: TrainConfig, name: str) -> PhaseResult:
         self.fits.append((name, cfg))
-        folder = self.tmp / "models" / name
-        saved = {}
-
-        def final_report(metrics, model):
-            if cfg.keep_model:
-                model.save_pretrained(folder)
-                saved["dir"] = str(folder)
-
-        metrics = train_and_evaluate(cfg, report=lambda m: None, final_report=final_report)
-        return PhaseResult(metrics, saved.get("dir"))
+        store = FolderStore(self.tmp / "runs" / name)  # the run's last checkpoint holds its kept model
+        metrics = train_and_evaluate(cfg, store=store)
+        return PhaseResult(metrics, str(store.folder) if cfg.keep_model else None)
 
     def label(self, parts, model_dirs):
         self.labelled.append(list(model_dirs))
@@ -82,8 +76,8 @@ def test_recipe_trains_teacher_then_student_on_thresholded_pseudo_labels(tmp_pat
     assert [name for name, _ in run.fits] == ["teacher0", "round1-student0"]
     teacher_cfg, student_cfg = run.fits[0][1], run.fits[1][1]
     assert teacher_cfg.method == "btf" and teacher_cfg.keep_model and not teacher_cfg.method_params["btf"]
-    assert student_cfg.method_params["init_path"] == str(tmp_path / "models" / "teacher0")
-    assert run.labelled == [[str(tmp_path / "models" / "teacher0")]]
+    assert student_cfg.method_params["init_path"] == str(tmp_path / "runs" / "teacher0" / "latest")
+    assert run.labelled == [[str(tmp_path / "runs" / "teacher0" / "latest")]]
     # The pseudo-labelled rows: every pool row, a soft label each, hard labels only at or above the threshold.
     rows = load_tokenized(tmp_path / "pseudo" / "round1")["train"]
     assert len(rows) == 400 and result["st_pool_rows"] == 400
@@ -122,6 +116,6 @@ def test_voters_label_with_every_teacher_and_only_agreed_labels_are_kept(tmp_pat
                                               "round2-student0"]
     assert [cfg.seed for _, cfg in run.fits] == [1, 1001, 1, 1001, 1]
     assert len(run.labelled) == 2 and all(len(dirs) == 2 for dirs in run.labelled)
-    assert run.labelled[1] == [str(tmp_path / "models" / "round1-student0"), str(tmp_path / "models" / "round1-student1")]
+    assert run.labelled[1] == [str(tmp_path / "runs" / "round1-student0" / "latest"), str(tmp_path / "runs" / "round1-student1" / "latest")]
     assert result["st_r1_threshold"] == 0.3 and result["st_r2_threshold"] == 0.3  # fixed, not chosen
     assert result["st_r1_kept"] <= result["st_r1_agreed"] + 1e-9

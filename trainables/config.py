@@ -57,6 +57,10 @@ class TrainConfig:
     # Test sets paired with their translate-test English (filled in by the sweep for X-Mixup
     # experiments): every arm then logs cka_<lang>, the representation discrepancy. Empty: not measured.
     cka_path: str = ""
+    # Fault tolerance: at an evaluation, checkpoint what the run needs to go on (weights, optimizer,
+    # schedule, data position, best weights) when this many seconds have passed since the last one
+    # (0: at every evaluation). A run that loses a worker resumes from it. An mBERT checkpoint is ~2 GB.
+    checkpoint_every_s: float = 600.0
     # Keep the selected weights as the run's Ray Train checkpoint (a self-training teacher or student
     # that a later phase of the trial loads).
     keep_model: bool = False
@@ -74,6 +78,8 @@ class TrainConfig:
             raise ConfigError("set num_train_epochs > 0 or max_steps > 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if self.checkpoint_every_s < 0:
+            raise ConfigError(f"checkpoint_every_s must be >= 0 (0: at every evaluation), got {self.checkpoint_every_s!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.select_on not in SELECT_ON:

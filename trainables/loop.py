@@ -6,19 +6,28 @@ evaluation every N optimizer steps on the selection split, keeping only the best
 the final test of every language with them. A method (``trainables.methods``) supplies the
 model, the training examples and the loss.
 
-The loop does not import Ray: ``trainables.worker`` runs it inside a Ray Train worker, and
-tests and benchmarks call ``train_and_evaluate`` directly in one process.
+Runs resume exactly. At an evaluation (at most every ``checkpoint_every_s`` seconds) the loop
+checkpoints what it needs to go on: weights, optimizer, schedule, where it is in the epoch's
+data order, the best weights so far and the method's running statistics. After every
+evaluation the random generators are reseeded from (seed, step, rank), so a run resumed from
+step s draws what the uninterrupted run drew. A run that ended leaves its outcome (final
+metrics, or the reason it failed) as its last checkpoint, so running it again returns that
+outcome instead of training again.
+
+The loop does not import Ray: ``trainables.worker`` runs it inside a Ray Train worker with Ray
+Train's checkpoints, and tests and benchmarks call ``train_and_evaluate`` in one process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -26,6 +35,8 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from trainables import faults
+from trainables.checkpoints import CheckpointStore, ReportOnly, read_outcome, step_seed, write_outcome
 from trainables.config import TrainConfig
 from trainables.data import load_tokenized, make_collator
 from trainables.methods import get_method
@@ -36,8 +47,12 @@ from trainables.xmixup.cka import linear_cka
 from trainables.tasks import TaskSpec, get_task, split_key
 
 Report = Callable[[dict], None]
-FinalReport = Callable[[dict, torch.nn.Module], None]
 MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+STATE_FILE = "training_state.pt"  # a checkpoint the run goes on from (absent from an outcome checkpoint)
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss is no longer finite: the run cannot recover, and running it again would not help."""
 
 
 @dataclass
@@ -72,14 +87,26 @@ def seed_everything(seed: int, *, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None = None,
-                       final_report: FinalReport | None = None) -> dict:
+def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: DistContext | None = None, *,
+                       store: CheckpointStore | None = None) -> dict:
     """Train ``cfg.method`` on ``cfg.task``; return (and report) the final metrics.
 
-    ``final_report(metrics, model)`` makes the last report instead of ``report`` (a Ray Train
-    worker attaches the kept model as a checkpoint when ``cfg.keep_model``).
+    Reports go to ``store`` (its checkpoints make the run resumable), else to ``report``. The
+    last report carries the run's outcome checkpoint, with the selected weights when ``cfg.keep_model``
+    (a self-training phase hands its model to the next one this way).
     """
     ctx = ctx or local_context()
+    store = store or ReportOnly(report or (lambda metrics: None))
+    with store.latest() as folder:
+        outcome = read_outcome(folder)
+        saved = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True) \
+            if folder is not None and (folder / STATE_FILE).is_file() else None
+    if outcome is not None:  # the run ended before (a trial run again): its outcome, not a second run
+        if outcome["status"] == "failed":
+            raise TrainingDiverged(outcome["reason"])
+        store.report(outcome["metrics"])
+        return outcome["metrics"]
+
     task = get_task(cfg.task)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     method = get_method(cfg.method)(cfg, task)
@@ -100,79 +127,164 @@ def train_and_evaluate(cfg: TrainConfig, report: Report, ctx: DistContext | None
     method.steps_per_epoch = steps_per_epoch
     evaluator = Evaluator(method, method.evaluation_data(data), task, cfg, ctx, collate).bind(model)
     metric = task.metric
+    run = RunState()
+    if saved is not None:
+        run = RunState.restore(saved, model=_unwrap(model), optimizer=optimizer, scheduler=scheduler,
+                               method=method, sampler=loader.sampler, batches_per_epoch=len(loader))
+        _reseed(cfg.seed, run.step, ctx.rank)
+    checkpoint_clock = time.monotonic()
+    nan_from = faults.nan_loss_step(cfg.seed)
 
     autocast = _autocast(cfg, ctx.device)
-    best_value, best_step, best_state = -math.inf, 0, None
-    step, epoch, micro = 0, 0, 0
-    loss_sum = torch.zeros((), device=ctx.device)
+    loss_sum = torch.zeros((), device=ctx.device)  # of the micro-batch losses since the last evaluation
     loss_count = 0
     started = time.perf_counter()
-    eval_seconds = 0.0  # kept out of the training throughput
-    samples = 0
+    last: dict = {"step": run.step, f"dev_{metric}": run.best_value}
     model.train()
-    while step < total_steps:
-        _set_epoch(loader, epoch)
-        for index, batch in enumerate(loader):
-            batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
-            method.step = step
-            last_micro = (index + 1) % cfg.grad_accum_steps == 0 or index + 1 == len(loader)
-            sync = contextlib.nullcontext() if last_micro or not ctx.is_distributed else model.no_sync()
-            with sync:
-                with autocast():
-                    loss = method.training_loss(model, batch)
-                (loss / cfg.grad_accum_steps).backward()
-            loss_sum += loss.detach().float()
-            loss_count += 1
-            samples += batch["input_ids"].shape[0]
-            micro += 1
-            if not last_micro:
-                continue
-            if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if step % cfg.eval_every_steps == 0 or step == total_steps:
-                train_loss = (loss_sum / max(loss_count, 1)).item()
-                if not math.isfinite(train_loss):
-                    raise FloatingPointError(f"training loss became {train_loss} at step {step} "
-                                             f"(lr {cfg.learning_rate:g}); the run cannot recover")
-                loss_sum.zero_()
-                loss_count = 0
-                eval_started = time.perf_counter()
-                value = evaluator.selection_score()
-                if value > best_value:
-                    best_value, best_step = value, step
-                    best_state = _cpu_copy(_unwrap(model).state_dict())
-                model.train()
-                eval_seconds += time.perf_counter() - eval_started
-                report({
-                    "step": step,
-                    "epoch": round(step / steps_per_epoch, 4),
-                    "train_loss": train_loss,
-                    "learning_rate": scheduler.get_last_lr()[0],
-                    f"eval_dev_{metric}": value,
-                    f"dev_{metric}": best_value,
-                })
-            if step >= total_steps:
-                break
-        epoch += 1
-    train_seconds = time.perf_counter() - started - eval_seconds
+    try:
+        while run.step < total_steps:
+            _set_epoch(loader, run.epoch)
+            for index, batch in enumerate(loader, start=run.skip_batches):
+                batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+                method.step = run.step
+                last_micro = (index + 1) % cfg.grad_accum_steps == 0 or index + 1 == len(loader)
+                sync = contextlib.nullcontext() if last_micro or not ctx.is_distributed else model.no_sync()
+                with sync:
+                    with autocast():
+                        loss = method.training_loss(model, batch)
+                        if nan_from is not None and run.step >= nan_from:
+                            loss = loss * float("nan")
+                    (loss / cfg.grad_accum_steps).backward()
+                loss_sum += loss.detach().float()
+                loss_count += 1
+                run.samples += batch["input_ids"].shape[0]
+                if not last_micro:
+                    continue
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                run.step += 1
+                run.batches_done = index + 1
+                if run.step % cfg.eval_every_steps == 0 or run.step == total_steps:
+                    totals = torch.stack([loss_sum, torch.tensor(float(loss_count), device=ctx.device)])
+                    if ctx.is_distributed:  # every rank decides alike whether the run diverged
+                        torch.distributed.all_reduce(totals)
+                    train_loss = (totals[0] / totals[1].clamp(min=1)).item()
+                    if not math.isfinite(train_loss):
+                        raise TrainingDiverged(f"training loss became {train_loss} at step {run.step} "
+                                               f"(lr {cfg.learning_rate:g}); the run cannot recover")
+                    loss_sum.zero_()
+                    loss_count = 0
+                    run.train_seconds += time.perf_counter() - started
+                    value = evaluator.selection_score()
+                    if value > run.best_value:
+                        run.best_value, run.best_step = value, run.step
+                        run.best_model = _cpu_copy(_unwrap(model).state_dict())
+                    model.train()
+                    _reseed(cfg.seed, run.step, ctx.rank)  # what follows depends on (seed, step, rank) only
+                    last = {
+                        "step": run.step,
+                        "epoch": round(run.step / steps_per_epoch, 4),
+                        "train_loss": train_loss,
+                        "learning_rate": scheduler.get_last_lr()[0],
+                        f"eval_dev_{metric}": value,
+                        f"dev_{metric}": run.best_value,
+                    }
+                    write = None
+                    if ctx.rank == 0 and time.monotonic() - checkpoint_clock >= cfg.checkpoint_every_s:
+                        write = run.writer(model=_unwrap(model), optimizer=optimizer, scheduler=scheduler,
+                                           method=method, sampler=loader.sampler)
+                    store.report(last, write)
+                    if write is not None:
+                        checkpoint_clock = time.monotonic()
+                    started = time.perf_counter()
+                if run.step >= total_steps:
+                    break
+            run.epoch += 1
+            run.skip_batches = 0
+    except TrainingDiverged as error:
+        store.report({**last, "failed": 1.0}, lambda folder: write_outcome(folder, "failed", last, str(error)))
+        raise
+    run.train_seconds += time.perf_counter() - started
 
-    if best_state is not None:
-        _unwrap(model).load_state_dict(best_state)
-    final = {"step": step, "best_step": best_step, f"dev_{metric}": best_value,
-             "train_samples_per_second": samples * ctx.world_size / max(train_seconds, 1e-9)}
+    if run.best_model is not None:
+        _unwrap(model).load_state_dict(run.best_model)
+    final = {"step": run.step, "best_step": run.best_step, f"dev_{metric}": run.best_value,
+             "train_samples_per_second": run.samples * ctx.world_size / max(run.train_seconds, 1e-9),
+             "resumed_from_step": run.resumed_from}
     final.update(evaluator.test_scores())
     if cfg.cka_path:
         final.update(evaluator.cka_scores(load_tokenized(cfg.cka_path)))
     final.update(method.run_metrics())
-    if final_report is not None:
-        final_report(final, _unwrap(model))
-    else:
-        report(final)
+
+    def write_final(folder: Path) -> None:
+        if cfg.keep_model:
+            _unwrap(model).save_pretrained(folder)  # safetensors + config: loads with from_pretrained
+        write_outcome(folder, "finished", final)
+
+    store.report(final, write_final)
     return final
+
+
+@dataclass
+class RunState:
+    """Where a run is, and what it carries between evaluations: the part of a checkpoint that is not tensors
+    of the model, optimizer or schedule."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_done: int = 0  # of the current epoch, at the last optimizer step
+    skip_batches: int = 0  # of the first epoch a resumed run goes on with
+    best_value: float = -math.inf
+    best_step: int = 0
+    best_model: dict | None = None
+    samples: int = 0
+    train_seconds: float = 0.0
+    resumed_from: int = 0
+
+    def writer(self, *, model: torch.nn.Module, optimizer, scheduler, method: Method, sampler) -> Callable[[Path], None]:
+        """Fills a checkpoint folder with this state (called at once: the tensors are not copied first)."""
+        state = {"step": self.step, "epoch": self.epoch, "batches_done": self.batches_done,
+                 "best_value": self.best_value, "best_step": self.best_step, "samples": self.samples,
+                 "train_seconds": self.train_seconds, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "method": method.state_dict(),
+                 "epoch_order": sampler.epoch_state() if isinstance(sampler, ResumableSampler) else None,
+                 # The best weights are the current ones when this evaluation set them.
+                 "best_model": self.best_model if self.best_step != self.step else None}
+
+        def write(folder: Path) -> None:
+            torch.save(state, folder / STATE_FILE)
+
+        return write
+
+    @classmethod
+    def restore(cls, saved: dict[str, Any], *, model: torch.nn.Module, optimizer, scheduler, method: Method,
+                sampler, batches_per_epoch: int) -> "RunState":
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        method.load_state_dict(saved["method"])
+        run = cls(step=saved["step"], epoch=saved["epoch"], batches_done=saved["batches_done"],
+                  best_value=saved["best_value"], best_step=saved["best_step"], samples=saved["samples"],
+                  train_seconds=saved["train_seconds"], resumed_from=saved["step"])
+        run.best_model = saved["best_model"] if saved["best_model"] is not None else _cpu_copy(model.state_dict())
+        if run.batches_done >= batches_per_epoch:  # the checkpoint closed its epoch
+            run.epoch, run.skip_batches = run.epoch + 1, 0
+        else:
+            run.skip_batches = run.batches_done
+            if isinstance(sampler, ResumableSampler):
+                sampler.resume(saved["epoch_order"], skip_batches=run.skip_batches)
+        return run
+
+
+def _reseed(seed: int, step: int, rank: int) -> None:
+    """Reseed every generator from (seed, step, rank): dropout and a method's draws after an evaluation."""
+    value = step_seed(seed, step, 1 + rank)
+    torch.manual_seed(value)
+    np.random.seed(value % 2**32)
+    random.seed(value)
 
 
 class Evaluator:
@@ -318,10 +430,50 @@ def _train_loader(dataset: Dataset, cfg: TrainConfig, ctx: DistContext, collate,
     return DataLoader(
         dataset.select_columns(_model_columns(dataset, extra_columns)),
         batch_size=cfg.per_device_batch_size,
-        sampler=sampler,
+        sampler=ResumableSampler(sampler, cfg.per_device_batch_size,
+                                 generator=None if ctx.is_distributed else generator),
         collate_fn=collate,
         pin_memory=ctx.device.type == "cuda",
+        # Its own generator for the per-epoch base seed it draws: drawing from the global one would shift
+        # the dropout stream of a run resumed mid-epoch against the run it resumes.
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
+
+
+class ResumableSampler(Sampler[int]):
+    """A sampler that a resumed run can start part-way through an epoch, in the interrupted run's order.
+
+    The distributed samplers' order is a function of (seed, epoch). The single-process ones draw
+    from a generator that carries over from epoch to epoch, so its state at the start of the
+    current epoch is part of a checkpoint (``epoch_state``). Skipped batches are not loaded.
+    """
+
+    def __init__(self, sampler: Sampler, batch_size: int, generator: torch.Generator | None = None):
+        self.sampler, self.batch_size, self.generator = sampler, batch_size, generator
+        self._epoch_start: torch.Tensor | None = None
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def epoch_state(self) -> torch.Tensor | None:
+        return self._epoch_start
+
+    def resume(self, epoch_state: torch.Tensor | None, *, skip_batches: int) -> None:
+        """The next epoch replays the one ``epoch_state`` started, from its batch ``skip_batches`` on."""
+        if epoch_state is not None and self.generator is not None:
+            self.generator.set_state(epoch_state)
+        self._skip = skip_batches
+
+    def __iter__(self) -> Iterator[int]:
+        if self.generator is not None:
+            self._epoch_start = self.generator.get_state()
+        skip, self._skip = self._skip * self.batch_size, 0
+        return itertools.islice(iter(self.sampler), skip, None)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 def _set_epoch(loader: DataLoader, epoch: int) -> None:

@@ -21,9 +21,7 @@ compute per token as the whole encoder, so this saves close to half a step.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,13 +30,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainables.checkpoints import RayTrainStore, step_seed
+
 TRAINING_STATE = "btf_training_state.pt"  # optimizer + scheduler + step: for resuming; not copied to the cache
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", ".onnx")
-
-
-def step_seed(seed: int, step: int, stream: int) -> int:
-    """A well-mixed 64-bit seed for one (seed, step, stream): stream 0 masks, 1 + rank drops out."""
-    return int(np.random.SeedSequence([seed, step, stream]).generate_state(1, dtype=np.uint64)[0])
 
 
 class BatchOrder:
@@ -162,7 +157,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict | None:
     device = ray.train.torch.get_device()
     wanted = sorted(int(s) for s in config["steps"])
 
-    model, state = _restore(config["model_dir"])
+    store = RayTrainStore(rank)
+    model, state = _restore(store, config["model_dir"])
     start = state["step"] if state else 0
     torch.manual_seed(settings.seed)  # every step reseeds; this covers anything random before the first one
     net = ray.train.torch.prepare_model(MaskedLmLoss(model))
@@ -209,8 +205,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict | None:
         if not np.isfinite(metrics["mlm_loss"]):
             raise FloatingPointError(f"the BTF MLM loss became {metrics['mlm_loss']} by step {done} "
                                      f"(lr {settings.learning_rate:g}); the run cannot recover")
-        _report(metrics, rank, _unwrap(net).model, config["model_dir"],
-                {"step": done, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()})
+        state = {"step": done, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        store.report(metrics, lambda out: save_checkpoint(_unwrap(net).model, config["model_dir"], out, state),
+                     name=f"step-{done}")
         total_tokens, total_seconds = total_tokens + tokens, total_seconds + seconds
         loss_acc.zero_()
         since, tokens, seconds = done, 0, 0.0
@@ -220,16 +217,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict | None:
             "threads": torch.get_num_threads()}
 
 
-def _restore(model_dir: str) -> tuple[torch.nn.Module, dict | None]:
+def _restore(store: RayTrainStore, model_dir: str) -> tuple[torch.nn.Module, dict | None]:
     """The model and training state to go on from: the run's last checkpoint (a restarted or resumed run),
     else the input model and none."""
-    import ray.train
     from transformers import AutoModelForMaskedLM
 
-    checkpoint = ray.train.get_checkpoint()
-    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext(model_dir) as source:
-        model = AutoModelForMaskedLM.from_pretrained(source, attn_implementation="sdpa")
-        state = torch.load(Path(source) / TRAINING_STATE, weights_only=True) if checkpoint else None
+    with store.latest() as checkpoint:
+        model = AutoModelForMaskedLM.from_pretrained(checkpoint or model_dir, attn_implementation="sdpa")
+        state = torch.load(checkpoint / TRAINING_STATE, weights_only=True) if checkpoint else None
     return model, state
 
 
@@ -238,19 +233,3 @@ def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor.to(device)
-
-
-def _report(metrics: dict, rank: int, model: torch.nn.Module, model_dir: str, state: dict) -> None:
-    """``ray.train.report`` on every rank (it is collective); rank 0 attaches the ``step-<n>`` checkpoint."""
-    import ray.train
-
-    name = f"step-{metrics['step']}"
-    if rank != 0:
-        ray.train.report(metrics, checkpoint=None, checkpoint_dir_name=name)
-        return
-    out = Path(tempfile.mkdtemp(prefix=f"btf-{name}-"))
-    try:
-        save_checkpoint(model, model_dir, out, state)
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(out)), checkpoint_dir_name=name)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)

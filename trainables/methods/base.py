@@ -102,6 +102,13 @@ class Method:
         """Metrics of the run the method adds to the final report (e.g. augmentation statistics)."""
         return {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the method accumulates while training (for ``run_metrics``): saved in the loop's checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from ``state_dict()`` (a resumed run)."""
+
     def logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         return model(**inputs).logits

@@ -155,6 +155,14 @@ class XMixup(Method):
         self._real_sum += real_mean
         self._batches += 1
 
+    def state_dict(self) -> dict:
+        """The running sums as numbers (a resumed run adds its device tensors to them)."""
+        as_number = lambda total: None if total is None else float(total)  # noqa: E731
+        return {"ratio_sum": as_number(self._ratio_sum), "real_sum": as_number(self._real_sum), "batches": self._batches}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._ratio_sum, self._real_sum, self._batches = state["ratio_sum"], state["real_sum"], state["batches"]
+
     def run_metrics(self) -> dict[str, float]:
         if not self._batches:
             return {}

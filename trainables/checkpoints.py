@@ -1,0 +1,140 @@
+"""Resumable runs: where a training run keeps its checkpoints, and how it reads the last one back.
+
+A run that loses a worker (a node removed, a process killed) is restarted by Ray Train
+(``FailureConfig``) and goes on from its latest checkpoint, so a fault costs the steps since
+that checkpoint, not the run. Two jobs use this: the fine-tuning loop (``trainables.loop``,
+a checkpoint at its evaluations) and the BTF MLM job (``trainables.btf.worker``, one at each
+requested step count).
+
+A *store* is where checkpoints go. ``RayTrainStore`` is the current Ray Train run's own
+(``ray.train.report`` with a checkpoint; ``ray.train.get_checkpoint`` gives the latest back,
+also to a restarted worker group or to a new run of the same name). ``FolderStore`` keeps the
+latest one in a local folder, for running the loop without Ray (tests, notebooks).
+
+A run's randomness after a checkpoint must not depend on what ran before it, or a resumed run
+would not be the run that was interrupted: ``step_seed`` gives every (seed, step, stream) its
+own well-mixed seed, and the jobs reseed from it at their checkpoint points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+
+Write = Callable[[Path], None]  # fills a checkpoint folder
+OUTCOME_FILE = "outcome.json"  # a run that ended: its status and final metrics (``RunOutcome``)
+
+
+def step_seed(seed: int, step: int, stream: int) -> int:
+    """A well-mixed 64-bit seed for one (seed, step, stream): stream 0 masks (BTF), 1 + rank drops out."""
+    return int(np.random.SeedSequence([seed, step, stream]).generate_state(1, dtype=np.uint64)[0])
+
+
+class CheckpointStore(Protocol):
+    """Where a run's reports and checkpoints go, and where its latest checkpoint is read back."""
+
+    def latest(self) -> contextlib.AbstractContextManager[Path | None]:
+        """The latest checkpoint's folder (None: the run starts fresh), readable inside the context."""
+
+    def report(self, metrics: dict, write: Write | None = None, name: str | None = None) -> None:
+        """Report ``metrics``; with ``write``, attach a checkpoint that ``write(folder)`` fills."""
+
+
+class RayTrainStore:
+    """The checkpoints of the Ray Train run this worker belongs to.
+
+    ``ray.train.report`` is collective: every rank reports, only rank 0 writes the checkpoint
+    (the ranks of a data-parallel run hold the same weights). ``extra`` is added to every report.
+    """
+
+    def __init__(self, rank: int, extra: dict | None = None):
+        self.rank, self.extra = rank, dict(extra or {})
+
+    @contextlib.contextmanager
+    def latest(self) -> Iterator[Path | None]:
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            yield None
+            return
+        with checkpoint.as_directory() as folder:
+            yield Path(folder)
+
+    def report(self, metrics: dict, write: Write | None = None, name: str | None = None) -> None:
+        import ray.train
+
+        metrics = {**metrics, **self.extra}
+        if write is None or self.rank != 0:
+            ray.train.report(metrics, checkpoint=None, checkpoint_dir_name=name)
+            return
+        folder = Path(tempfile.mkdtemp(prefix="xlt-checkpoint-"))
+        try:
+            write(folder)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)),
+                             checkpoint_dir_name=name)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class FolderStore:
+    """The latest checkpoint in ``root/latest`` (replaced atomically); reports go to ``on_report``."""
+
+    def __init__(self, root: str | Path, on_report: Callable[[dict], None] | None = None):
+        self.root = Path(root)
+        self.on_report = on_report or (lambda metrics: None)
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "latest"
+
+    @contextlib.contextmanager
+    def latest(self) -> Iterator[Path | None]:
+        yield self.folder if self.folder.is_dir() else None
+
+    def report(self, metrics: dict, write: Write | None = None, name: str | None = None) -> None:
+        if write is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            scratch = self.root / f".tmp-{uuid.uuid4().hex[:8]}"
+            scratch.mkdir()
+            write(scratch)
+            old = self.root / f".old-{uuid.uuid4().hex[:8]}"
+            if self.folder.exists():
+                os.replace(self.folder, old)
+            os.replace(scratch, self.folder)
+            shutil.rmtree(old, ignore_errors=True)
+        self.on_report(dict(metrics))
+
+
+class ReportOnly:
+    """No checkpoints: reports go to ``report`` (a run that cannot resume, e.g. a benchmark)."""
+
+    def __init__(self, report: Callable[[dict], None]):
+        self._report = report
+
+    @contextlib.contextmanager
+    def latest(self) -> Iterator[Path | None]:
+        yield None
+
+    def report(self, metrics: dict, write: Write | None = None, name: str | None = None) -> None:
+        self._report(dict(metrics))
+
+
+def write_outcome(folder: Path, status: str, metrics: dict, reason: str = "") -> None:
+    (folder / OUTCOME_FILE).write_text(json.dumps({"status": status, "metrics": metrics, "reason": reason},
+                                                  default=float))
+
+
+def read_outcome(folder: Path | None) -> dict | None:
+    """``{"status": "finished" | "failed", "metrics": ..., "reason": ...}`` when the checkpoint ends a run."""
+    if folder is None or not (folder / OUTCOME_FILE).is_file():
+        return None
+    return json.loads((folder / OUTCOME_FILE).read_text())
