@@ -252,13 +252,14 @@ def test_sweep_survives_losing_a_worker_node_mid_run(cluster, tmp_path):
                                           "--address", cluster.address, "--storage", str(tmp_path / "sweeps")),
                             cwd=tmp_path, env=client_env(cluster), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    killed_run, deadline = None, time.monotonic() + 400
+    killed_run, deadline, nodes_seen = None, time.monotonic() + 400, set()
     while killed_run is None and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
         try:
             _, _, children = runs_of(tmp_path, "baseline_xnli")
         except Exception:  # the store is being created
             continue
+        nodes_seen |= {run.data.tags["train_node"] for run in children if "train_node" in run.data.tags}
         for run in children:  # an evaluation was reported, so its checkpoint is stored
             if run.data.tags.get("train_node") == victim and "eval_dev_acc" in run.data.metrics \
                     and run.info.status == "RUNNING":
@@ -276,4 +277,5 @@ def test_sweep_survives_losing_a_worker_node_mid_run(cluster, tmp_path):
     moved = client.get_run(killed_run)
     assert moved.data.metrics["resumed_from_step"] >= 5  # it went on from its checkpoint, not from step 0
     assert moved.data.tags["train_node"] != victim  # on a node that is still there
-    assert len({c.data.tags["train_node"] for c in children}) >= 2  # trials trained on different nodes
+    # Trials trained on different nodes (seen while they ran: after the kill they may all end on one).
+    assert len(nodes_seen | {c.data.tags["train_node"] for c in children}) >= 2, nodes_seen
