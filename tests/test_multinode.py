@@ -248,7 +248,7 @@ def test_sweep_survives_losing_a_worker_node_mid_run(cluster, tmp_path):
     seeds = ("1", "2", "3")
     proc = subprocess.Popen(sweep_command("baseline_xnli", "--profile", "smoke", "--num-samples", "0",
                                           "--arms", "baseline", "--seeds", ",".join(seeds),
-                                          "--set", "num_train_epochs=1", "--set", "eval_every_steps=5",
+                                          "--set", "num_train_epochs=2", "--set", "eval_every_steps=10",
                                           "--address", cluster.address, "--storage", str(tmp_path / "sweeps")),
                             cwd=tmp_path, env=client_env(cluster), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -261,8 +261,10 @@ def test_sweep_survives_losing_a_worker_node_mid_run(cluster, tmp_path):
             continue
         nodes_seen |= {run.data.tags["train_node"] for run in children if "train_node" in run.data.tags}
         for run in children:  # an evaluation was reported, so its checkpoint is stored
+            # In its first epoch of two, so the kill lands mid-training even on a loaded machine (killed after
+            # its last report, a run would go on from its outcome, not from a training checkpoint).
             if run.data.tags.get("train_node") == victim and "eval_dev_acc" in run.data.metrics \
-                    and run.info.status == "RUNNING":
+                    and run.data.metrics.get("epoch", 2.0) <= 1.0 and run.info.status == "RUNNING":
                 cluster.kill_node(2)
                 killed_run = run.info.run_id
                 break
@@ -275,7 +277,7 @@ def test_sweep_survives_losing_a_worker_node_mid_run(cluster, tmp_path):
     assert sorted(c.data.tags["seed"] for c in children) == list(seeds)  # each seed once, none duplicated
     assert all(c.info.status == "FINISHED" for c in children)
     moved = client.get_run(killed_run)
-    assert moved.data.metrics["resumed_from_step"] >= 5  # it went on from its checkpoint, not from step 0
+    assert moved.data.metrics["resumed_from_step"] >= 10  # it went on from its checkpoint, not from step 0
     assert moved.data.tags["train_node"] != victim  # on a node that is still there
     # Trials trained on different nodes (seen while they ran: after the kill they may all end on one).
     assert len(nodes_seen | {c.data.tags["train_node"] for c in children}) >= 2, nodes_seen
