@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="restarts of a trial's training after a lost worker or node, from its last checkpoint "
                         "(default 3)")
     p.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: start a local Ray")
+    p.add_argument("--ray-dashboard", action="store_true",
+                   help="start the local Ray with its dashboard, on 127.0.0.1:8265 (a cluster's comes with ray start)")
     p.add_argument("--storage", help="sweep storage (default ./sweeps/<experiment>)")
     p.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_ID",
                    help="continue an interrupted sweep (the latest one, or SWEEP_ID) without rerunning finished trials")
@@ -121,6 +123,11 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         return None
     if not args.experiment:
         raise UsageError("name an experiment, e.g. baseline_xnli (python -m orchestrator.sweep --list)")
+    if args.ray_dashboard and args.address:
+        raise UsageError("--ray-dashboard starts a local Ray's dashboard; a cluster's comes with `ray start` "
+                         "(`ray dashboard cluster.yaml` forwards it)")
+    if args.ray_dashboard and not dashboard_installed():
+        raise UsageError("--ray-dashboard needs Ray's dashboard packages: pip install -c constraints.txt -e '.[cluster]'")
     try:
         experiment = get_experiment(args.experiment, args.arms)
     except KeyError as exc:
@@ -148,7 +155,7 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         stages=args.stages,
         arms=args.arms,
         resources=Resources(args.gpus_per_trial, args.workers_per_trial, args.cpus_per_worker, args.address,
-                            args.max_concurrent_trials, args.max_failures),
+                            args.max_concurrent_trials, args.max_failures, args.ray_dashboard),
         storage=args.storage or f"./sweeps/{experiment.name}",
         resume=args.resume,
         dry_run=args.dry_run,
@@ -162,6 +169,13 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
     )
     _check_train_settings(cfg)
     return cfg
+
+
+def dashboard_installed() -> bool:
+    """Ray's dashboard needs ray[default] (the ``cluster`` extra); without it ``ray.init`` raises deep inside."""
+    import importlib.util
+
+    return importlib.util.find_spec("aiohttp_cors") is not None
 
 
 def list_experiments() -> str:

@@ -31,6 +31,9 @@ class Resources:
     max_concurrent_trials: int | None = None
     # Restarts of a trial's training run after a worker or its node was lost, each from its latest checkpoint.
     max_failures: int = 3
+    # The local Ray's dashboard (a sweep without --address); off by default: on a small machine its
+    # processes take ~15% of the CPU the trials need. A cluster's dashboard comes with `ray start`.
+    ray_dashboard: bool = False
 
 
 @dataclass(frozen=True)

@@ -238,8 +238,11 @@ def _start_ray(cfg: SweepConfig) -> dict[str, float]:
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # Ray Data's per-dataset INFO lines
     # Fault injection (tests) reaches the workers wherever they run.
     env_vars = {**WORKER_ENV, **faults.from_environment()}
-    ray.init(address=cfg.resources.address, runtime_env={"env_vars": env_vars}, log_to_driver=cfg.verbose,
-             logging_level="WARNING", ignore_reinit_error=True)
+    local = {} if cfg.resources.address else {"include_dashboard": cfg.resources.ray_dashboard}
+    context = ray.init(address=cfg.resources.address, runtime_env={"env_vars": env_vars}, log_to_driver=cfg.verbose,
+                       logging_level="WARNING", ignore_reinit_error=True, **local)
+    if cfg.resources.ray_dashboard and context.dashboard_url:
+        print(f"Ray dashboard: http://{context.dashboard_url}", flush=True)
     return ray.cluster_resources()
 
 

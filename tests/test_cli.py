@@ -120,6 +120,18 @@ def test_concurrency_and_retries_for_an_autoscaling_cluster(capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--max-concurrent-trials" in err
 
 
+def test_the_ray_dashboard_is_asked_for_a_local_ray_only(capsys, monkeypatch):
+    assert not cli.parse(["baseline_xnli", "--profile", "smoke"]).resources.ray_dashboard
+    code, err = exit_code_and_stderr(capsys, "baseline_xnli", "--ray-dashboard", "--address", "auto")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "ray start" in err
+    # It needs the cluster extra (ray[default]); the suite's install has it or not, so both cases are forced.
+    monkeypatch.setattr(cli, "dashboard_installed", lambda: True)
+    assert cli.parse(["baseline_xnli", "--profile", "smoke", "--ray-dashboard"]).resources.ray_dashboard
+    monkeypatch.setattr(cli, "dashboard_installed", lambda: False)
+    code, err = exit_code_and_stderr(capsys, "baseline_xnli", "--ray-dashboard")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and ".[cluster]" in err
+
+
 def test_paper_profile_offline_fails_fast_with_one_line(tmp_path):
     """No local model and an unreachable hub: one line naming what is missing and the flag."""
     started = time.monotonic()

@@ -73,3 +73,17 @@ def test_security_defaults(name):
     secrets = re.compile(r"aws_access_key|aws_secret|secret_access|password|RAY_AUTH_TOKEN\s*=|BEGIN [A-Z ]*PRIVATE KEY|AKIA[0-9A-Z]{16}",
                          re.IGNORECASE)
     assert not secrets.search(text), secrets.search(text)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_nodes_install_the_cluster_extra(name):
+    """Every node gets the pinned install plus the cluster extra: Ray's dashboard and job server (`ray job
+    submit` goes through it) and, on AWS, boto3 for the head's autoscaler."""
+    setup = " ".join(load(name)["setup_commands"])
+    assert "bash scripts/install.sh ~/xlt-sweep/.venv cluster" in setup
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    ray_pin = next(d for d in project["dependencies"] if d.startswith("ray["))
+    cluster = project["optional-dependencies"]["cluster"]
+    assert f"ray[default]=={ray_pin.split('==')[1]}" in cluster and any(d.startswith("boto3") for d in cluster)

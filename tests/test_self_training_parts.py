@@ -41,6 +41,21 @@ def test_ties_are_kept_together_and_an_unreachable_target_keeps_nothing():
         threshold_for_precision([0.5], [True], 0.0)
 
 
+def test_a_round_that_keeps_nothing_reports_coverage_zero_and_no_threshold():
+    from trainables.self_training.pseudo_labels import Labels
+    from trainables.self_training.recipe import round_summary
+    from trainables.self_training.thresholds import ThresholdChoice
+
+    labels = {"unlabelled_de": Labels(np.zeros((4, 2)), np.zeros(4), np.zeros(4), np.array([True, True, False, True]))}
+    pool = {"unlabelled_de": [None] * 4}
+    nothing = round_summary(1, threshold_for_precision([0.9, 0.9], [True, False], 1.0), {"unlabelled_de": 0.0},
+                            labels, pool)
+    assert nothing == {"st_r1_dev_coverage": 0.0, "st_r1_kept": 0.0, "st_r1_kept_de": 0.0, "st_r1_agreed": 0.75}
+    some = round_summary(2, ThresholdChoice(0.7, 0.8, 0.5), {"unlabelled_de": 0.25}, labels, pool)
+    assert some == {"st_r2_dev_coverage": 0.5, "st_r2_threshold": 0.7, "st_r2_dev_precision": 0.8,
+                    "st_r2_kept": 0.25, "st_r2_kept_de": 0.25, "st_r2_agreed": 0.75}
+
+
 def test_soft_loss_is_the_mse_of_the_distributions():
     logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])  # softmax: (.5, .5) and (.75, .25)
     teacher = torch.tensor([[1.0, 0.0], [0.75, 0.25]])

@@ -262,3 +262,21 @@ def test_xlm_r_encoders_are_wrapped_too():
     assert out.target_logits.shape == (2, 3) and out.source_repr.shape == (2, 32)
     with pytest.raises(Exception, match="mixup_layer must be in 1..3"):
         XMixupModel(classifier, mixup_layer=4, max_ratio=0.5)
+
+
+def test_a_resumed_xmixup_run_keeps_its_running_statistics(smoke_train_config, xnli_parallel, tmp_path):
+    """Killed after its step-20 checkpoint, an X-Mixup run goes on with the λ and real-source sums of its
+    first 20 steps (the method's state is in the checkpoint): its final statistics are the uninterrupted run's."""
+    from tests.test_loop import Killed, _run_in
+
+    cfg = smoke_train_config.replace(method="xmixup", max_steps=30, eval_every_steps=10, checkpoint_every_s=0.0,
+                                     cka_path=xnli_parallel, parallel_path=xnli_parallel, pk=10.0,
+                                     train_languages=("de",))
+    reference, _ = _run_in(tmp_path / "whole", cfg)
+    with pytest.raises(Killed):
+        _run_in(tmp_path / "killed", cfg, kill_after_step=20)
+    resumed, _ = _run_in(tmp_path / "killed", cfg)
+    assert resumed["resumed_from_step"] == 20
+    statistics = ("xmixup_ratio_mean", "xmixup_real_source_share", "xmixup_final_real_source_probability")
+    assert {k: resumed[k] for k in statistics} == {k: reference[k] for k in statistics}
+    assert resumed["dev_acc"] == reference["dev_acc"] and resumed["test_acc_avg"] == reference["test_acc_avg"]

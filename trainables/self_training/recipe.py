@@ -173,10 +173,15 @@ def pseudo_labelled_rows(pool: dict[str, Dataset], labels: dict[str, Labels],
 
 def round_summary(round_: int, choice: ThresholdChoice, kept: dict[str, float], labels: dict[str, Labels],
                   pool: dict[str, Dataset]) -> dict[str, float]:
-    """Round r's threshold and how much of the target text it labelled, as flat metrics."""
+    """Round r's threshold and how much of the target text it labelled, as flat metrics.
+
+    A round whose English dev predictions reach the target precision at no cut keeps no hard label:
+    it reports coverage 0 and no threshold or precision (inf and nan would only be noise in Tune's logs).
+    """
     prefix = f"st_r{round_}_"
-    out = {prefix + "threshold": choice.threshold, prefix + "dev_precision": choice.precision,
-           prefix + "dev_coverage": choice.coverage}
+    out = {prefix + "dev_coverage": choice.coverage}
+    if math.isfinite(choice.threshold):
+        out.update({prefix + "threshold": choice.threshold, prefix + "dev_precision": choice.precision})
     total = sum(len(pool[name]) for name in pool)
     out[prefix + "kept"] = sum(kept[name] * len(pool[name]) for name in pool) / max(total, 1)
     for name, share in kept.items():
