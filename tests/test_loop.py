@@ -145,3 +145,23 @@ def test_a_diverged_run_fails_with_its_reason_and_stays_failed(smoke_train_confi
     # Another seed is not touched by the fault.
     final, _ = _run_in(tmp_path / "other", cfg.replace(seed=2))
     assert math.isfinite(final["test_acc_avg"])
+
+
+def test_the_pause_fault_holds_once_after_its_step(smoke_train_config, tmp_path, monkeypatch):
+    """The hold that lets the node-removal test catch a run mid-training: after step 10's checkpoint, once; a run
+    resumed from that checkpoint does not hold again."""
+    import trainables.loop
+
+    holds: list[float] = []
+    monkeypatch.setattr(trainables.loop.time, "sleep", holds.append)
+    monkeypatch.setenv(faults.PAUSE, "10:7.5")
+    cfg = smoke_train_config.replace(max_steps=20, eval_every_steps=10, checkpoint_every_s=0.0)
+    _run_in(tmp_path / "whole", cfg)
+    assert holds == [7.5]
+    with pytest.raises(Killed):  # killed as it reports step 10, before the hold
+        _run_in(tmp_path / "killed", cfg, kill_after_step=10)
+    resumed, _ = _run_in(tmp_path / "killed", cfg)
+    assert resumed["resumed_from_step"] == 10 and holds == [7.5]
+    monkeypatch.setenv(faults.PAUSE, "10")
+    with pytest.raises(ValueError, match="expected <step>:<seconds>"):
+        faults.pause_after_step()

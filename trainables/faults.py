@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 
 NAN_LOSS = "XLT_SWEEP_FAULT_NAN_LOSS"  # "<seed>:<step>": that seed's training loss is NaN from that optimizer step on
+# "<step>:<seconds>": every run holds that long right after its evaluation (and checkpoint) at that step, as a
+# long stretch of training would; a test removes a node while runs are there. A run resumed from that
+# step does not hold again.
+PAUSE = "XLT_SWEEP_FAULT_PAUSE"
 PREFIX = "XLT_SWEEP_FAULT_"
 
 
@@ -22,6 +26,18 @@ def nan_loss_step(seed: int) -> int | None:
     except ValueError:
         raise ValueError(f"{NAN_LOSS}={spec!r}: expected <seed>:<step>, e.g. 3:10") from None
     return step if wanted == seed else None
+
+
+def pause_after_step() -> tuple[int, float] | None:
+    """(step, seconds) of the hold after that step's evaluation, if one is set."""
+    spec = os.environ.get(PAUSE, "").strip()
+    if not spec:
+        return None
+    try:
+        step, seconds = spec.split(":")
+        return int(step), float(seconds)
+    except ValueError:
+        raise ValueError(f"{PAUSE}={spec!r}: expected <step>:<seconds>, e.g. 10:15") from None
 
 
 def from_environment() -> dict[str, str]:

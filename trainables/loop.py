@@ -134,6 +134,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
         _reseed(cfg.seed, run.step, ctx.rank)
     checkpoint_clock = time.monotonic()
     nan_from = faults.nan_loss_step(cfg.seed)
+    pause = faults.pause_after_step()
 
     autocast = _autocast(cfg, ctx.device)
     loss_sum = torch.zeros((), device=ctx.device)  # of the micro-batch losses since the last evaluation
@@ -199,6 +200,8 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
                     store.report(last, write)
                     if write is not None:
                         checkpoint_clock = time.monotonic()
+                    if pause is not None and pause[0] == run.step:
+                        time.sleep(pause[1])
                     started = time.perf_counter()
                 if run.step >= total_steps:
                     break
