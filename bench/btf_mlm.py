@@ -7,7 +7,7 @@ alternating rounds:
 
 - ``hf``: ``Trainer`` + ``DataCollatorForLanguageModeling`` (bf16 on GPUs that support it, constant
   learning rate, no checkpoints), what a script without Ray would run;
-- ``ours``: ``trainables.btf.run_btf_cached`` (one Ray Train worker with all the CPUs or one GPU;
+- ``ours``: ``trainables.task_fitting.run_btf_cached`` (one Ray Train worker with all the CPUs or one GPU;
   step-seeded masking, the MLM head on masked positions only, fused AdamW on CUDA), a fresh cache
   each round, one checkpoint at the last step.
 
@@ -35,8 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from orchestrator.sweep import WORKER_ENV  # noqa: E402
-from trainables.btf.mlm import BtfSettings, build_corpus, make_plan, run_btf_cached  # noqa: E402
-from trainables.smoke_assets import _BASE_WORDS, build_smoke_model  # noqa: E402
+from trainables.task_fitting.mlm import BtfSettings, build_corpus, make_plan, run_btf_cached  # noqa: E402
+from smoke import BASE_WORDS, build_smoke_model  # noqa: E402
 
 SIZES = {
     # name: (hidden, layers, heads, intermediate, vocab); None: the smoke model itself
@@ -66,7 +66,7 @@ def make_model_dir(root: Path, size: str) -> str:
 def make_corpus(root: Path, per_language: int) -> tuple[Path, str]:
     """English smoke words and a respelled "language", 8-60 words a text (mean ~34: like XNLI premises)."""
     rng = random.Random(0)
-    words = list(_BASE_WORDS)
+    words = list(BASE_WORDS)
 
     def text(respell: bool) -> str:
         chosen = rng.choices(words, k=rng.randint(8, 60))

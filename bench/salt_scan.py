@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from trainables.data import load_raw  # noqa: E402
-from trainables.salt.scan import ScanPlan, scan_in_process, scan_with_ray_data  # noqa: E402
-from trainables.smoke_assets import _smoke_vocab, build_smoke_data  # noqa: E402
+from trainables.methods.salt.scan import ScanPlan, scan_in_process, scan_with_ray_data  # noqa: E402
+from smoke import build_smoke_data, smoke_vocab  # noqa: E402
 from trainables.tasks import get_task  # noqa: E402
 
 SIZES = {
@@ -49,7 +49,7 @@ def make_model_dir(root: Path, size: str) -> str:
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
     hidden, layers, heads, inter, vocab_size = SIZES[size]
-    vocab = dict(_smoke_vocab(0))
+    vocab = dict(smoke_vocab(0))
     for index in range(len(vocab), vocab_size):  # filler word tokens up to the model's size
         vocab[f"w{index}"] = index
     out = root / f"scan-bench-{size}"

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from trainables.config import TrainConfig  # noqa: E402
 from trainables.loop import train_and_evaluate  # noqa: E402
-from trainables.smoke_assets import build_smoke_model  # noqa: E402
+from smoke import build_smoke_model  # noqa: E402
 
 SIZES = {
     # name: (hidden, layers, heads, intermediate, vocab)

@@ -9,21 +9,20 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import re
 import sys
-from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from orchestrator.config import STAGES, Resources, SweepConfig, TranslationSettings
+from orchestrator.config import DEFAULT_BOOTSTRAP, SEARCH_TRAINING_SEED, STAGES, Resources, SweepConfig
 from orchestrator.experiments import EXPERIMENTS, Experiment, get_experiment
+from orchestrator.significance import CI_METHODS, CORRECTIONS
+from orchestrator.preparation import all_steps, experiment_steps
 from orchestrator.profiles import PROFILES
-from search_spaces import get_space
-from trainables.btf.mlm import BtfSettings
-from search_spaces.spec import Choice, SpecError, parse_dimension
-from orchestrator.plan import TrialResolver
+from search_spaces.spec import SpecError, parse_dimension
+from orchestrator.plan import TrialResolver, method_space, recipe_settings
+from trainables.arg_types import non_negative_float, non_negative_int, positive_float, positive_int
 from trainables.config import SELECT_ON, ConfigError, TrainConfig, user_settings
-from trainables.methods import get_method
-from trainables.salt.scan import ScanSettings
+from trainables.generalized import TASKS as GENERALIZED_TASKS
+from trainables.methods import get_method, load_plugins
 
 
 class UsageError(Exception):
@@ -48,23 +47,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="HF hub id or local HF-format directory (default: the profile's)")
     p.add_argument("--data-dir", help="local copy of the benchmark (saved HF dataset, hub parquet snapshot, "
                                       "or the original TSV/JSONL files); default: the hub")
-    p.add_argument("--num-samples", type=_non_negative_int, help="search trials (0 skips the search)")
+    p.add_argument("--num-samples", type=non_negative_int, help="search trials (0 skips the search)")
     p.add_argument("--seeds", type=_seeds, help="number of seeds (N -> 1..N) or a comma list, e.g. 1,2,3")
-    p.add_argument("--search-seed", type=int, default=0, help="seed of the Optuna TPE sampler (default 0)")
-    p.add_argument("--select-on", choices=SELECT_ON, default="en-dev",
-                   help="checkpoint and search objective: English dev (strict zero-shot, default) or all dev sets")
+    p.add_argument("--sampler-seed", "--search-seed", type=int, default=0, dest="sampler_seed",
+                   help="seed of the Optuna TPE sampler (default 0)")
+    p.add_argument("--search-training-seed", type=int, default=SEARCH_TRAINING_SEED,
+                   help=f"training seed of the search trials, never a confirm seed (default {SEARCH_TRAINING_SEED})")
+    p.add_argument("--search-seeds", type=positive_int, default=1, metavar="K",
+                   help="train each search trial on K seeds (from --search-training-seed on) and score it by their "
+                        "mean (default 1)")
+    p.add_argument("--tune-baseline", action="store_true",
+                   help="give the baseline the method's search budget (a second search) and test against it")
+    p.add_argument("--select-on", choices=SELECT_ON,
+                   help="checkpoint and search objective: English dev (strict zero-shot) or the mean over all dev "
+                        "sets (default: the experiment's paper: multilingual-dev for xmixup_*, else en-dev)")
     p.add_argument("--asha", action="store_true", help="stop weak search trials early (ASHA)")
     p.add_argument("--arms", type=_names, default=(),
                    help="comma list of arms the confirm stage runs, e.g. baseline,salt (default: every arm; "
                         "t-tests need the baseline arm)")
     p.add_argument("--stages", type=_stages, default=STAGES, help="comma list of stages to run (default search,confirm)")
-    p.add_argument("--gpus-per-trial", type=_non_negative_float, help="GPUs per trial, fractional allowed "
+    p.add_argument("--gpus-per-trial", type=non_negative_float, help="GPUs per trial, fractional allowed "
                                                                       "(default: 1 if the cluster has GPUs, else 0)")
-    p.add_argument("--workers-per-trial", type=_positive_int, default=1, help="Ray Train workers per trial (DDP)")
-    p.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="CPUs per Ray Train worker")
-    p.add_argument("--max-concurrent-trials", type=_positive_int,
+    p.add_argument("--workers-per-trial", type=positive_int, default=1, help="Ray Train workers per trial (DDP)")
+    p.add_argument("--cpus-per-worker", type=positive_float, default=1.0, help="CPUs per Ray Train worker")
+    p.add_argument("--max-concurrent-trials", type=positive_int,
                    help="trials at once (default: what the cluster fits at start; set it for an autoscaling cluster)")
-    p.add_argument("--max-failures", type=_non_negative_int, default=3,
+    p.add_argument("--max-failures", type=non_negative_int, default=3,
                    help="restarts of a trial's training after a lost worker or node, from its last checkpoint "
                         "(default 3)")
     p.add_argument("--address", help="join a running Ray cluster (e.g. auto); default: start a local Ray")
@@ -80,44 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", action="append", default=[], metavar="KEY=DIM", dest="space",
                    help="replace or add a search dimension, e.g. --space learning_rate='loguniform(1e-5,5e-5)'")
     p.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
-    salt = p.add_argument_group("SALT (salt_* experiments)")
-    salt.add_argument("--salt-languages", type=_languages, help="code-switching languages, e.g. fr,de,es "
-                      "(default: the paper's rule, the 3 with the highest vocabulary overlap)")
-    salt.add_argument("--salt-num-languages", type=_positive_int, default=3, help="how many languages the rule picks")
-    salt.add_argument("--salt-wordlists", help="directory of <lang>.txt frequency word lists (default: wordfreq)")
-    salt.add_argument("--salt-top-k", type=_positive_int, default=1, help="candidates kept per token and language")
-    salt.add_argument("--salt-shared-threshold", action="store_true",
-                      help="search one threshold for every target language (the paper) instead of one per language")
-    salt.add_argument("--salt-scan-batch-size", type=_positive_int, default=64, help="training examples per scan batch")
-    salt.add_argument("--salt-scan-gpus", type=_non_negative_float,
-                      help="GPUs per scan actor, fractional allowed (default: 1 if the cluster has GPUs, else 0)")
-    salt.add_argument("--salt-scan-concurrency", type=_positive_int,
-                      help="scan actors (default: one per GPU, or one per 2 CPUs)")
-    xmixup = p.add_argument_group("X-Mixup (xmixup_* experiments)")
-    xmixup.add_argument("--xmixup-translations", metavar="DIR_OR_HUB_ID",
-                        help="XTREME's translate-train / translate-test files (and back-translations): a local "
-                             "directory or a hub dataset id (default: generated, smoke profile only)")
-    xmixup.add_argument("--xmixup-layers", type=_layers,
-                        help="mixup layers the search chooses from, e.g. 1,4 (default: the paper's 1,4,8,12 that "
-                             "the encoder has)")
-    xmixup.add_argument("--xmixup-freeze-ratio", action="store_true",
-                        help="the reference code's mixup ratio: W = 1, b = 0, never trained")
-    xmixup.add_argument("--xmixup-reference-sampling", action="store_true",
-                        help="the reference code's scheduled sampling: p* fixed per epoch (gold English all "
-                             "through epoch 1), one coin per batch")
-    xmixup.add_argument("--xmixup-logit-inference", action="store_true",
-                        help="average the two sides' raw logits at inference (the reference code), not probabilities")
+    p.add_argument("--generalized-xnli", action=argparse.BooleanOptionalAction, default=None,
+                   help="after each confirm run's test pass, score its kept weights on XNLI's 15 x 15 (premise "
+                        "language, hypothesis language) pairs, SALT's generalized setting (default: on for salt_xnli "
+                        "in the paper profile, off otherwise)")
+    stats = p.add_argument_group("statistics of the tables")
+    stats.add_argument("--correction", choices=sorted(CORRECTIONS), default="holm",
+                       help="multiple-comparison correction over each arm's columns (default holm)")
+    stats.add_argument("--ci", choices=CI_METHODS, default="t", dest="ci_method",
+                       help="95%% interval of the paired difference: t (default) or bootstrap over seeds")
+    stats.add_argument("--bootstrap", type=non_negative_int, default=DEFAULT_BOOTSTRAP, metavar="N",
+                       help="also test each seed by a paired bootstrap over test examples with N resamples "
+                            f"(default {DEFAULT_BOOTSTRAP}; 0: off)")
+    # Each preparation step's flag group (--salt-*, --xmixup-*), from the registered methods' specs.
+    p.step_flags = {}
+    for step in all_steps():
+        known = {action.dest for action in p._actions}
+        step.add_arguments(p)
+        p.step_flags[step.key] = [action.dest for action in p._actions if action.dest not in known]
     return p
-
-
-# Flags that switch X-Mixup to the reference code's behaviour: flag -> the knob it fixes.
-_REFERENCE_FLAGS = {"xmixup_freeze_ratio": ("freeze_ratio", True), "xmixup_reference_sampling": ("sampling", "reference"),
-                    "xmixup_logit_inference": ("inference", "logits")}
 
 
 def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
     """Parse and validate; ``None`` means ``--list`` was handled. Raises ``UsageError``."""
-    args = build_parser().parse_args(argv)
+    load_plugins()  # methods and experiments registered by XLT_SWEEP_PLUGINS modules
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.list:
         print(list_experiments())
         return None
@@ -129,18 +125,32 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
     if args.ray_dashboard and not dashboard_installed():
         raise UsageError("--ray-dashboard needs Ray's dashboard packages: pip install -c constraints.txt -e '.[cluster]'")
     try:
-        experiment = get_experiment(args.experiment, args.arms)
+        experiment = get_experiment(args.experiment, args.arms, tune_baseline=args.tune_baseline)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     profile = PROFILES[args.profile]
-    user_fixed = {**_settings(args.settings, experiment), **_reference_switches(args, experiment)}
+    seeds = args.seeds or profile.seeds
+    search_seeds = range(args.search_training_seed, args.search_training_seed + args.search_seeds)
+    shared = [seed for seed in search_seeds if seed in seeds]
+    if shared:
+        what = (f"--search-training-seed {args.search_training_seed}" if args.search_seeds == 1 else
+                f"search seeds {search_seeds.start}..{search_seeds.stop - 1} (--search-training-seed, --search-seeds) "
+                f"include {', '.join(map(str, shared))}, which")
+        raise UsageError(f"{what} is one of the confirm seeds {', '.join(map(str, seeds))}: the tuned arm would be "
+                         "favoured on the seed it was selected on; pick another")
+    user_fixed = _settings(args.settings, experiment)
+    method_settings, steps_fixed = _step_settings(parser, args, experiment, profile.method_settings)
+    user_fixed.update(steps_fixed)
     train_overrides = {**profile.train, **user_fixed}
     # A setting the user fixes is no longer searched.
     space = {k: v for k, v in _space(args.space, experiment, profile.space).items() if k not in user_fixed}
-    salt = _salt_settings(args, experiment)
-    xmixup = _translation_settings(args, experiment)
-    if xmixup.layers and "mixup_layer" in space:
-        space["mixup_layer"] = Choice(xmixup.layers)
+    baseline_space = {}
+    if args.tune_baseline:  # the baseline's own space, with the user's --space entries that are training settings
+        shared = [pair for pair in args.space if pair.partition("=")[0] in user_settings()]
+        baseline_space = {k: v for k, v in _space(shared, experiment, profile.space, method="baseline").items()
+                          if k not in user_fixed}
+    for step in experiment_steps(experiment):
+        space = step.shape_space(method_settings[step.key], space)
     cfg = SweepConfig(
         experiment=experiment.name,
         profile=profile.name,
@@ -148,9 +158,11 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         model=args.model or (profile.model and (experiment.model or profile.model)),
         data_dir=args.data_dir,
         num_samples=profile.num_samples if args.num_samples is None else args.num_samples,
-        seeds=args.seeds or profile.seeds,
-        search_seed=args.search_seed,
-        select_on=args.select_on,
+        seeds=seeds,
+        sampler_seed=args.sampler_seed,
+        search_training_seed=args.search_training_seed,
+        search_seeds=args.search_seeds,
+        select_on=args.select_on or experiment.select_on,
         asha=args.asha,
         stages=args.stages,
         arms=args.arms,
@@ -162,13 +174,28 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         tracking_uri=args.tracking_uri,
         train_overrides=train_overrides,
         space=space,
-        salt=salt,
-        xmixup=xmixup,
-        btf=BtfSettings(**profile.btf),
+        tune_baseline=args.tune_baseline,
+        baseline_space=baseline_space,
+        correction=args.correction,
+        ci_method=args.ci_method,
+        bootstrap=args.bootstrap,
+        method_settings=method_settings,
         verbose=args.verbose,
+        generalized_xnli=_generalized(args.generalized_xnli, experiment, profile.paper_evaluations),
     )
     _check_train_settings(cfg)
     return cfg
+
+
+def _generalized(flag: bool | None, experiment: Experiment, paper_evaluations: bool) -> bool:
+    """--generalized-xnli / --no-generalized-xnli, else on where the paper ran it and the profile runs the papers'
+    evaluations (salt_xnli, paper profile). Only for a task with parallel test sets of sentence pairs."""
+    if flag is None:
+        return experiment.generalized_xnli and paper_evaluations and experiment.task in GENERALIZED_TASKS
+    if flag and experiment.task not in GENERALIZED_TASKS:
+        raise UsageError(f"--generalized-xnli pairs XNLI test premises and hypotheses across languages; "
+                         f"{experiment.name} is a {experiment.task} experiment")
+    return flag
 
 
 def dashboard_installed() -> bool:
@@ -200,12 +227,21 @@ def _accepts(experiment: Experiment, key: str) -> bool:
     return key in user_settings() or any(get_method(arm.method).accepts(key) for arm in experiment.arms)
 
 
+def _refuse_input(flag: str, key: str, experiment: Experiment) -> None:
+    """A method's sweep-filled input (``Method.Inputs``, e.g. a cache path) is no user setting."""
+    if key in user_settings() or any(get_method(arm.method).accepts(key) for arm in experiment.arms):
+        return
+    if any(key in get_method(arm.method).input_names() for arm in experiment.arms):
+        raise UsageError(f"{flag} {key}: filled in by the sweep (a method input, not a setting); it cannot be set")
+
+
 def _settings(pairs: list[str], experiment: Experiment) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--set {pair!r}: write KEY=VALUE")
+        _refuse_input("--set", key, experiment)
         if not _accepts(experiment, key):
             known = _known_keys(experiment)
             raise UsageError(f"--set {key}: not a setting of {experiment.name}; known: {', '.join(sorted(known))}")
@@ -213,15 +249,18 @@ def _settings(pairs: list[str], experiment: Experiment) -> dict[str, Any]:
     return out
 
 
-def _space(pairs: list[str], experiment: Experiment, profile_space: dict) -> dict:
-    method = experiment.method
+def _space(pairs: list[str], experiment: Experiment, profile_space: dict, method: str | None = None) -> dict:
+    """The searched space of ``method`` (default: the experiment's): its module's, the profile's
+    replacements, then ``--space`` (validated against the method)."""
+    method = method or experiment.method
     knobs = get_method(method)
-    space = dict(get_space(method).space)
+    space = dict(method_space(method).space)
     space.update({k: v for k, v in profile_space.items() if k in space})
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--space {pair!r}: write KEY=DIMENSION, e.g. learning_rate='loguniform(1e-5,5e-5)'")
+        _refuse_input("--space", key, experiment)
         if key not in user_settings() and not knobs.accepts(key):
             searchable = user_settings() | knobs.knob_names()
             raise UsageError(f"--space {key}: method {method!r} has no setting {key!r}; "
@@ -233,37 +272,33 @@ def _space(pairs: list[str], experiment: Experiment, profile_space: dict) -> dic
     return space
 
 
-def _salt_settings(args: argparse.Namespace, experiment: Experiment) -> ScanSettings:
-    settings = ScanSettings(languages=args.salt_languages, wordlists=args.salt_wordlists,
-                            num_languages=args.salt_num_languages, top_k=args.salt_top_k,
-                            batch_size=args.salt_scan_batch_size, gpus_per_actor=args.salt_scan_gpus,
-                            concurrency=args.salt_scan_concurrency, shared_threshold=args.salt_shared_threshold)
-    if settings != ScanSettings() and not experiment.uses("salt"):
-        raise UsageError(f"--salt-* flags apply to SALT experiments, not {experiment.name}")
-    if settings.wordlists and not Path(settings.wordlists).is_dir():
-        raise UsageError(f"--salt-wordlists {settings.wordlists}: no such directory")
-    return settings
+def _step_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, experiment: Experiment,
+                   profile_settings: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every preparation step's settings (by key), and the knobs the flags of the experiment's steps fix.
 
-
-def _reference_switches(args: argparse.Namespace, experiment: Experiment) -> dict[str, Any]:
-    switches = dict(value for flag, value in _REFERENCE_FLAGS.items() if getattr(args, flag))
-    if switches and not experiment.uses("xmixup"):
-        raise UsageError(f"--xmixup-* flags apply to X-Mixup experiments, not {experiment.name}")
-    return switches
-
-
-def _translation_settings(args: argparse.Namespace, experiment: Experiment) -> TranslationSettings:
-    settings = TranslationSettings(translations=args.xmixup_translations, layers=args.xmixup_layers)
-    if settings != TranslationSettings() and not experiment.uses("xmixup"):
-        raise UsageError(f"--xmixup-* flags apply to X-Mixup experiments, not {experiment.name}")
-    return settings
+    A step's flags apply only to experiments whose arms use the step."""
+    used = {step.key for step in experiment_steps(experiment)}
+    settings: dict[str, Any] = {}
+    fixed: dict[str, Any] = {}
+    for step in all_steps():
+        given = [dest for dest in parser.step_flags.get(step.key, ()) if getattr(args, dest) != parser.get_default(dest)]
+        if given and step.key not in used:
+            raise UsageError(f"{step.flag_prefix}* flags apply to {step.label} experiments, not {experiment.name}")
+        try:
+            settings[step.key] = step.settings_from_args(args, profile_settings.get(step.key, {}))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if step.key in used:
+            fixed.update(step.fixed_from_args(args))
+    return settings, fixed
 
 
 def _check_train_settings(cfg: SweepConfig) -> None:
     """Build the training config every arm would run with, so bad values fail here."""
     experiment = get_experiment(cfg.experiment)
     resolver = TrialResolver(base=TrainConfig(task=experiment.task, select_on=cfg.select_on).to_dict(),
-                             arms={arm.name: arm for arm in experiment.arms}, fixed=cfg.train_overrides)
+                             arms={arm.name: arm for arm in experiment.arms}, fixed=cfg.train_overrides,
+                             recipes=recipe_settings(experiment, cfg.profile))
     for arm in experiment.arms:
         try:
             train = _check_types(resolver.arm_config(arm.name, seed=cfg.seeds[0])).validate()
@@ -271,6 +306,12 @@ def _check_train_settings(cfg: SweepConfig) -> None:
             method.parse_params(train.method_params)
         except (ConfigError, TypeError) as exc:
             raise UsageError(f"arm {arm.name}: {exc}") from None
+    confirmed = get_experiment(cfg.experiment, cfg.arms).confirm_arms
+    if cfg.generalized_xnli and "confirm" in cfg.stages and not any(
+            resolver.scores_pairs(resolver.arm_config(arm.name, seed=cfg.seeds[0])) for arm in confirmed):
+        raise UsageError("--generalized-xnli: no confirmed arm can score cross-language pairs (X-Mixup's mixup "
+                         "inference reads each test example's English translation); confirm the baseline too, or "
+                         "drop the flag")
 
 
 def _check_types(train: TrainConfig) -> TrainConfig:
@@ -291,56 +332,6 @@ def _literal(text: str) -> Any:
 
 
 # -- argparse value types (their errors become one-line usage errors) ------------------------
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _languages(text: str) -> tuple[str, ...]:
-    languages = tuple(part.strip() for part in text.split(",") if part.strip())
-    bad = [lang for lang in languages if not re.fullmatch(r"[a-z]{2,3}", lang)]
-    if bad or not languages:
-        raise argparse.ArgumentTypeError(f"write language codes, e.g. fr,de,es, got {text!r}")
-    if "en" in languages:
-        raise argparse.ArgumentTypeError("en is the source language (its synonyms are always scanned); name target languages")
-    if len(set(languages)) != len(languages):
-        raise argparse.ArgumentTypeError(f"languages repeat in {text!r}")
-    return languages
-
-
-def _layers(text: str) -> tuple[int, ...]:
-    try:
-        layers = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"write layer numbers, e.g. 1,4,8,12, got {text!r}") from None
-    if not layers or min(layers) < 1 or len(set(layers)) != len(layers):
-        raise argparse.ArgumentTypeError(f"write distinct layer numbers >= 1 (1 = the first layer), got {text!r}")
-    return layers
-
 
 def _seeds(text: str) -> tuple[int, ...]:
     try:

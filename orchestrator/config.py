@@ -12,10 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.spec import Dimension
-from trainables.btf.mlm import BtfSettings
-from trainables.salt.scan import ScanSettings
 
 STAGES = ("search", "confirm")
+
+DEFAULT_BOOTSTRAP = 1000
+"""Resamples of the paired bootstrap over test examples. On by default: on 2 cores it costs 3.6 s for a
+whole XNLI table (4 arms x 5 seeds x 15 languages x 5010 examples; bench/bootstrap.py), nothing beside
+the sweep; ``--bootstrap 0`` turns it off."""
+
+SEARCH_TRAINING_SEED = 9001
+"""The training seed of search trials. A search picks the setting that did best *on its seed*; were
+that seed also a confirm seed, the tuned arm would be favoured on exactly the seed it was selected
+on. 9001 lies outside every seed list a sweep normally confirms on (1..N) and outside the voter seeds
+self-training derives from them (seed + 1000 k); the command line refuses confirm seeds that include it
+(docs/methods.md, "Seeds")."""
 
 
 @dataclass
@@ -36,14 +46,6 @@ class Resources:
     ray_dashboard: bool = False
 
 
-@dataclass(frozen=True)
-class TranslationSettings:
-    """X-Mixup experiments: where the translations come from, and the mixup layers searched."""
-
-    translations: str | None = None  # a local directory or hub dataset id; None: generated (smoke) or an error
-    layers: tuple[int, ...] | None = None  # None: the paper's {1, 4, 8, 12} that the encoder has
-
-
 @dataclass
 class SweepConfig:
     experiment: str
@@ -52,7 +54,9 @@ class SweepConfig:
     data_dir: str | None
     num_samples: int
     seeds: tuple[int, ...]
-    search_seed: int = 0
+    sampler_seed: int = 0  # Optuna's TPE sampler (--sampler-seed)
+    search_training_seed: int = SEARCH_TRAINING_SEED  # the (first) training seed of every search trial
+    search_seeds: int = 1  # K: each search trial trains on K seeds and is scored by their mean
     select_on: str = "en-dev"
     asha: bool = False
     stages: tuple[str, ...] = STAGES
@@ -64,10 +68,26 @@ class SweepConfig:
     tracking_uri: str | None = None
     train_overrides: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Dimension] = field(default_factory=dict)
-    salt: ScanSettings = field(default_factory=ScanSettings)  # SALT experiments only
-    xmixup: TranslationSettings = field(default_factory=TranslationSettings)  # X-Mixup experiments only
-    btf: BtfSettings = field(default_factory=BtfSettings)  # BTF + self-training experiments only: the MLM run
+    # --tune-baseline: a second search, over the baseline's space with the method's budget.
+    tune_baseline: bool = False
+    baseline_space: dict[str, Dimension] = field(default_factory=dict)
+    # The tables' statistics: family correction, interval of the paired difference, paired bootstrap
+    # over test examples (resamples; 0: off).
+    correction: str = "holm"
+    ci_method: str = "t"
+    bootstrap: int = DEFAULT_BOOTSTRAP
+    # SALT's generalized XNLI evaluation (premise and hypothesis in different languages, 225 pairs) after each
+    # confirm run's test pass, with its kept weights (--generalized-xnli; ``trainables.generalized``).
+    generalized_xnli: bool = False
+    # Each preparation step's sweep-level settings, by step key (``PrepareStep.key``: "salt", "xmixup", "btf"):
+    # its flags (--salt-*, --xmixup-*) and the profile's values. Every registered step's, used or not.
+    method_settings: dict[str, Any] = field(default_factory=dict)
     verbose: bool = False
+
+    @property
+    def search_training_seeds(self) -> tuple[int, ...]:
+        """The K training seeds of every search trial (never confirm seeds)."""
+        return tuple(range(self.search_training_seed, self.search_training_seed + self.search_seeds))
 
     @property
     def storage_path(self) -> Path:
@@ -81,9 +101,10 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["space"] = {k: str(v) for k, v in self.space.items()}
+        out["baseline_space"] = {k: str(v) for k, v in self.baseline_space.items()}
         out["seeds"] = list(self.seeds)
         out["stages"] = list(self.stages)
         out["arms"] = list(self.arms)
-        out["salt"]["languages"] = list(self.salt.languages) if self.salt.languages else None
-        out["xmixup"]["layers"] = list(self.xmixup.layers) if self.xmixup.layers else None
+        out["method_settings"] = {key: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+                                  for key, values in out["method_settings"].items()}
         return out

@@ -10,13 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from trainables.config import TrainConfig
+
 
 @dataclass(frozen=True)
 class Arm:
     """One row of the results table.
 
-    ``tuned`` arms take the search stage's best configuration; the others run with the
-    method's paper defaults. ``overrides`` fix settings on top (e.g. an ablation switch).
+    ``tuned`` arms take the best configuration of a search stage: the experiment's own search,
+    or the one ``search`` names (``BASELINE_SEARCH``: the baseline's search of ``--tune-baseline``);
+    the others run with the method's paper defaults. ``overrides`` fix settings on top (e.g. an
+    ablation switch).
     """
 
     name: str
@@ -24,6 +28,7 @@ class Arm:
     tuned: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    search: str = ""  # which search's best a tuned arm takes; "": the experiment's main search
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,15 @@ class Experiment:
     model: str | None = None  # the paper's model, when it differs from the profile's default
     searched: str = ""  # the arm the search stage tunes; empty: the first tuned arm
     confirmed: tuple[str, ...] = ()  # the arms the confirm stage runs and reports; empty: every arm
+    paper_baseline_arm: str = ""  # with --tune-baseline: the untuned baseline, still run beside the tuned one
+    # The paper whose training recipe every arm follows (``trainables.recipes.PAPER_RECIPES``), e.g. "salt";
+    # empty: each arm its method's paper recipe (``Method.training_recipe``), else its task's.
+    training_recipe: str = ""
+    # The paper's model selection, the default of --select-on for this experiment (TrainConfig's: en-dev).
+    select_on: str = TrainConfig.select_on
+    # The paper evaluates the generalized XNLI setting (SALT section 4, Tables 4-6): on by default in
+    # profiles that run the papers' evaluations (``Profile.paper_evaluations``); --generalized-xnli decides.
+    generalized_xnli: bool = False
 
     @property
     def confirm_arms(self) -> tuple[Arm, ...]:
@@ -59,6 +73,29 @@ class Experiment:
         """The arm whose configuration the search stage tunes (``searched``, else the first tuned arm)."""
         return next(arm for arm in self.arms if arm.name == self.searched or (not self.searched and arm.tuned))
 
+    @property
+    def tunes_baseline(self) -> bool:
+        """Whether the arm the method is tested against had the method's search budget (``--tune-baseline``)."""
+        return any(arm.search == BASELINE_SEARCH for arm in self.arms)
+
+    def with_tuned_baseline(self) -> "Experiment":
+        """This experiment with ``baseline_tuned``: the baseline searched with the method's budget
+        (its own search and Optuna study), run beside the paper baseline and tested against.
+
+        Raises ``KeyError`` with one line for a baseline experiment: it tunes its baseline already.
+        """
+        if self.method == "baseline":
+            raise KeyError(f"{self.name} already searches its baseline (arm baseline_tuned); --tune-baseline "
+                           "gives a method experiment's baseline the method's search budget")
+        tuned = Arm(TUNED_BASELINE, "baseline", tuned=True, search=BASELINE_SEARCH,
+                    description="the baseline searched with the method's budget (--tune-baseline)")
+        index = next(i for i, arm in enumerate(self.arms) if arm.name == self.baseline_arm) + 1
+        arms = (*self.arms[:index], tuned, *self.arms[index:])
+        confirmed = (*self.confirmed, TUNED_BASELINE) if self.confirmed else ()
+        # The main search still tunes the method (the new arm is tuned too, and would be "the first tuned arm").
+        return replace(self, arms=arms, baseline_arm=TUNED_BASELINE, paper_baseline_arm=self.baseline_arm,
+                       confirmed=confirmed, searched=self.searched_arm.name)
+
     def uses(self, method: str) -> bool:
         """Whether any arm runs ``method`` (e.g. a SALT experiment needs the candidate scan)."""
         return any(arm.method == method for arm in self.arms)
@@ -67,8 +104,12 @@ class Experiment:
         return next(arm for arm in self.arms if arm.name == name)
 
 
+BASELINE_SEARCH = "baseline"
+"""Name of the second search ``--tune-baseline`` runs (stage ``search-baseline``)."""
+TUNED_BASELINE = "baseline_tuned"
+
 # The row every method's experiment is t-tested against.
-ZERO_SHOT = Arm("baseline", "baseline", description="zero-shot fine-tuning, xtreme reference settings")
+ZERO_SHOT = Arm("baseline", "baseline", description="zero-shot fine-tuning, the experiment's reference recipe")
 
 
 def _baseline(task: str, label: str) -> Experiment:
@@ -78,8 +119,8 @@ def _baseline(task: str, label: str) -> Experiment:
         method="baseline",
         description=f"zero-shot fine-tuning on {label}: paper defaults vs the searched learning rate and warmup",
         arms=(
-            Arm("baseline", "baseline", description="xtreme reference settings (lr 2e-5, no warmup)"),
-            Arm("baseline_tuned", "baseline", tuned=True, description="best configuration of the search stage"),
+            Arm("baseline", "baseline", description="the task's reference recipe (xtreme's script; lr 2e-5, no warmup)"),
+            Arm(TUNED_BASELINE, "baseline", tuned=True, description="best configuration of the search stage"),
         ),
     )
 
@@ -92,6 +133,10 @@ def _salt(task: str, label: str) -> Experiment:
         method="salt",
         description=f"SALT on {label}: per-language code-switching thresholds searched; Table 3 ablations",
         model="bert-base-multilingual-uncased",  # SALT's Appendix A: "the uncased base version of mBERT"
+        # Every arm on SALT's training scripts (Robust-XLT's): the paper's "mBERT* reproduced with our code
+        # base" baseline included.
+        training_recipe="salt",
+        generalized_xnli=task == "xnli",  # section 4, "Generalized Setting"; Tables 4-6
         arms=(
             ZERO_SHOT,
             Arm("salt", "salt", tuned=True, description="code-switching (en synonyms + targets) and embedding mixup"),
@@ -103,18 +148,32 @@ def _salt(task: str, label: str) -> Experiment:
     )
 
 
+# X-Mixup Table 6: trained on 8 "seen" languages (English and these 7 translations), tested on all 15 of XNLI.
+XNLI_SEEN_LANGUAGES = ("bg", "el", "fr", "ru", "th", "ur", "zh")
+
+
 def _xmixup(task: str, label: str) -> Experiment:
-    """X-Mixup against zero-shot and translate-train, with the paper's Table 5 ablations on the searched knobs."""
+    """X-Mixup against zero-shot and translate-train, with the paper's Table 5 and 9 ablations on the searched
+    knobs, and (XNLI) Table 6's seen-languages arm. Selected on the multilingual dev average (its section 5.1)."""
+    seen = (Arm("xmixup_seen", "xmixup", tuned=True, overrides={"train_languages": ",".join(XNLI_SEEN_LANGUAGES)},
+                description="Table 6: translations of the 7 seen languages only; the report splits seen / unseen"),
+            ) if task == "xnli" else ()
     return Experiment(
         name=f"xmixup_{task}",
         task=task,
         method="xmixup",
-        description=f"X-Mixup on {label}: λ0, mixup layer, α, pk and lr searched; translate-train and Table 5 ablations",
+        description=f"X-Mixup on {label}: λ0, mixup layer, α, pk and lr searched; translate-train, Table 5 and 9 "
+                    "ablations" + (", Table 6 seen languages" if seen else ""),
+        select_on="multilingual-dev",  # "The final model is selected based on the averaged performance of all
+                                       # languages on the dev set" (X-Mixup, section 5.1)
         arms=(
             ZERO_SHOT,
             Arm("translate_train", "translate_train",
-                description="English + its translations into the target languages, xtreme settings"),
+                description="English + its translations into the target languages, the task's reference recipe "
+                            "(not Table 5's w/o mixup: that is xmixup_no_mixup)"),
             Arm("xmixup", "xmixup", tuned=True, description="cross-lingual manifold mixup"),
+            Arm("xmixup_no_mixup", "xmixup", tuned=True, overrides={"mixup": False, "mixup_inference": False},
+                description="Table 5 w/o mixup: X-Mixup's training and inference, source and target never mixed"),
             Arm("xmixup_no_mixup_inference", "xmixup", tuned=True, overrides={"mixup_inference": False},
                 description="Table 5 w/o mixup inference: predict from the target alone"),
             Arm("xmixup_no_sched_sampling", "xmixup", tuned=True, overrides={"scheduled_sampling": False},
@@ -123,6 +182,11 @@ def _xmixup(task: str, label: str) -> Experiment:
                 description="Table 5 w/o consistency loss: no MSE / KL terms"),
             Arm("xmixup_const_ratio", "xmixup", tuned=True, overrides={"ratio": "constant"},
                 description="Table 5 λ = λ0: no translation-quality term"),
+            Arm("xmixup_no_mse", "xmixup", tuned=True, overrides={"consistency_mse": False},
+                description="Table 9 w/o MSE: consistency loss KL only"),
+            Arm("xmixup_no_kl", "xmixup", tuned=True, overrides={"consistency_kl": False},
+                description="Table 9 w/o KL: consistency loss MSE only"),
+            *seen,
         ),
     )
 
@@ -156,11 +220,20 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
-def get_experiment(name: str, arms: tuple[str, ...] = ()) -> Experiment:
-    """The registered experiment ``name``, confirming only ``arms`` when given (``--arms``)."""
+def register_experiment(experiment: Experiment) -> Experiment:
+    """Add (or replace) an experiment at run time, e.g. from a plugin module (``XLT_SWEEP_PLUGINS``)."""
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+def get_experiment(name: str, arms: tuple[str, ...] = (), *, tune_baseline: bool = False) -> Experiment:
+    """The registered experiment ``name``, confirming only ``arms`` when given (``--arms``), with a
+    tuned baseline beside the paper one when ``tune_baseline`` (``--tune-baseline``)."""
     try:
         experiment = EXPERIMENTS[name]
     except KeyError:
         raise KeyError(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))} "
                        "(python -m orchestrator.sweep --list)") from None
-    return experiment.with_confirm_arms(arms) if arms else experiment
+    if arms:
+        experiment = experiment.with_confirm_arms(arms)
+    return experiment.with_tuned_baseline() if tune_baseline else experiment

@@ -1,8 +1,8 @@
 """Profiles: the paper's protocol, and a smoke version of it that runs anywhere in minutes.
 
 A profile fixes what a sweep runs on (model and data), how many search trials and seeds it
-runs, and training settings that differ from the ``TrainConfig`` defaults. Command-line flags
-override a profile.
+runs, whether arms start from their reference recipe (``trainables.recipes``), and training
+settings fixed over it. Command-line flags override a profile.
 """
 
 from __future__ import annotations
@@ -21,19 +21,27 @@ class Profile:
     seeds: tuple[int, ...]
     model: str | None  # None: the smoke model the project builds offline
     builds_smoke_assets: bool = False
+    # Whether arms start from their reference recipe (``trainables.recipes``: per task, per paper);
+    # ``train`` and --set override it.
+    recipes: bool = True
     train: dict[str, Any] = field(default_factory=dict)
     # Replaces dimensions of every method's space (a tiny random model needs other learning rates).
     space: dict[str, Dimension] = field(default_factory=dict)
-    # Settings of the BTF MLM run (``trainables.btf.mlm.BtfSettings``) that differ from its defaults.
-    btf: dict[str, Any] = field(default_factory=dict)
+    # Preparation steps' settings that differ from their defaults, by step key (``PrepareStep.key``),
+    # e.g. {"btf": {...}}: the BTF MLM run's (``trainables.task_fitting.mlm.BtfSettings``).
+    method_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Whether evaluations a paper adds beyond its test table (SALT's generalized XNLI, 225 language pairs) run by
+    # default where the experiment's paper ran them (``Experiment.generalized_xnli``); a flag decides either way.
+    paper_evaluations: bool = False
 
 
 PAPER = Profile(
     name="paper",
-    description="the papers' protocol: mBERT, full benchmark data, xtreme settings, 5 seeds",
+    description="the papers' protocol: mBERT, full benchmark data, each task's and paper's reference recipe, 5 seeds",
     num_samples=20,
     seeds=(1, 2, 3, 4, 5),
     model="bert-base-multilingual-cased",
+    paper_evaluations=True,
 )
 
 SMOKE = Profile(
@@ -43,6 +51,7 @@ SMOKE = Profile(
     seeds=(1, 2, 3),
     model=None,
     builds_smoke_assets=True,
+    recipes=False,  # its tiny settings below, whatever the task or paper
     train={
         "num_train_epochs": 3.0,
         "per_device_batch_size": 32,
@@ -73,7 +82,7 @@ SMOKE = Profile(
     space={"learning_rate": LogUniform(1e-3, 1e-2), "threshold_en": LogUniform(7e-4, 9e-4),
            "threshold_target": LogUniform(7e-4, 9e-4), "mixup_layer": Choice((1, 2)), "pk": LogUniform(10.0, 100.0),
            "mlm_steps": Choice((20, 40)), "rounds": Choice((1, 2))},
-    btf={"learning_rate": 1e-3, "batch_size": 16, "max_length": 64},
+    method_settings={"btf": {"learning_rate": 1e-3, "batch_size": 16, "max_length": 64}},
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (PAPER, SMOKE)}

@@ -19,7 +19,8 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.plan import TrialResolver
-from orchestrator.tracking import NestedRunCallback, SweepTracker
+from orchestrator.seed_group import SEARCH_SEEDS
+from orchestrator.tracking import AT_CHANCE, AT_CHANCE_WARNING, NestedRunCallback, SweepTracker
 from orchestrator.trial import TRIAL_DRIVER_RETRIES, TrainLaunch, trainable
 from search_spaces.spec import Dimension, to_tune_space
 from trainables.methods import get_method
@@ -41,6 +42,7 @@ class StageContext:
     tracker: SweepTracker
     objective: str  # "dev_acc": the selection score of the kept checkpoint
     max_concurrent: int
+    stage: str = "search"  # a search's name: its Tune folder, study and the MLflow stage tag of its trials
 
 
 def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: int, sampler_seed: int,
@@ -49,14 +51,15 @@ def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: i
     from optuna.samplers import TPESampler
     from optuna.storages import RDBStorage
 
-    path = ctx.sweep_dir / "search"
+    path = ctx.sweep_dir / ctx.stage
     if tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable=trainable(ctx.resolver, ctx.launch), resume_errored=True)
     else:
         searcher = ResumableOptunaSearch(
             sampler=TPESampler(seed=sampler_seed),
             points_to_evaluate=_paper_point(ctx.resolver, space),
-            study_name=f"{ctx.sweep_dir.parent.name}-{ctx.sweep_dir.name}",
+            study_name=f"{ctx.sweep_dir.parent.name}-{ctx.sweep_dir.name}"
+                       + ("" if ctx.stage == "search" else f"-{ctx.stage}"),
             storage=RDBStorage(f"sqlite:///{ctx.sweep_dir / 'optuna.db'}"),
         )
         scheduler = None
@@ -69,7 +72,7 @@ def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: i
             param_space=to_tune_space(space),
             tune_config=tune.TuneConfig(metric=ctx.objective, mode="max", search_alg=searcher, scheduler=scheduler,
                                         num_samples=num_samples, max_concurrent_trials=ctx.max_concurrent),
-            run_config=_run_config(ctx, "search"),
+            run_config=_run_config(ctx, ctx.stage),
         )
     grid = _fit(tuner, expected=num_samples)
     best = grid.get_best_result(metric=ctx.objective, mode="max", filter_nan_and_inf=True)
@@ -139,7 +142,7 @@ def _run_config(ctx: StageContext, stage: str, *, name: str | None = None) -> tu
         name=name or stage,
         storage_path=str(ctx.sweep_dir),
         callbacks=[NestedRunCallback(ctx.tracker.uri, ctx.tracker.experiment_id, ctx.tracker.parent_run_id,
-                                     stage, ctx.resolver),
+                                     stage, ctx.resolver, ctx.launch.storage_path),
                    ProgressPrinter(stage, ctx.resolver, ctx.objective)],
         # A trial driver that died is started again (its training goes on from its last checkpoint).
         failure_config=tune.FailureConfig(max_failures=TRIAL_DRIVER_RETRIES),
@@ -178,8 +181,14 @@ class ProgressPrinter(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
         scores = [f"{self.objective} {result.get(self.objective, float('nan')):.4f}"]
+        if f"{self.objective}_std" in result:  # a trial over several seeds: their mean ± std
+            scores[0] += f" ± {result[f'{self.objective}_std']:.4f} over {result.get(SEARCH_SEEDS)} seeds"
         scores += [f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_") and k.endswith(("_avg", "_avg_en"))]
         print(f"[{self.stage}] done  {self._label(trial)}: {', '.join(scores)} ({self._elapsed(trial)})", flush=True)
+        if result.get(AT_CHANCE) == 1.0:
+            print(f"[{self.stage}] WARNING {self._label(trial)}: {AT_CHANCE_WARNING} ({self.objective} "
+                  f"{result.get(self.objective, float('nan')):.4f}, chance {result.get('selection_chance', float('nan')):.4f})",
+                  flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         print(f"[{self.stage}] FAILED {self._label(trial)} ({self._elapsed(trial)}); "

@@ -6,6 +6,7 @@ Layout under ``--storage`` (default ``./sweeps/<experiment>``)::
     cache/                 content-addressed caches shared by all sweeps here (tokenized data, ...)
     <sweep_id>/sweep.json  this record
     <sweep_id>/search/     the Tune experiment of the search stage (restorable)
+    <sweep_id>/search-baseline/  the baseline's search (--tune-baseline)
     <sweep_id>/confirm/    the Tune experiment of the confirm stage (restorable)
     <sweep_id>/optuna.db   the Optuna study of the search stage
     <sweep_id>/results/    results.md, results.csv, results.html, ttest.csv
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from trainables.publish import publish_file
 
 STATE_FILE = "sweep.json"
 
@@ -36,15 +38,17 @@ class SweepState:
     stages_done: list[str] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=dict)
     best_value: float | None = None
+    # --tune-baseline: the baseline search's best values (stage "search-baseline").
+    baseline_best: dict[str, Any] = field(default_factory=dict)
+    baseline_best_value: float | None = None
     complete: bool = False
     config: dict[str, Any] = field(default_factory=dict)
 
     def save(self, sweep_dir: Path) -> None:
         """Write atomically: an interrupted write never leaves a half record."""
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        tmp = sweep_dir / f".{STATE_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str))
-        os.replace(tmp, sweep_dir / STATE_FILE)
+        with publish_file(sweep_dir / STATE_FILE) as tmp:
+            tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str))
 
     @classmethod
     def load(cls, sweep_dir: Path) -> "SweepState":

@@ -2,7 +2,11 @@
 
 The tables follow SALT's Table 1: every cell is the mean over seeds (5 in the
 papers) of one arm (method) on one language, and a non-baseline arm is marked
-when a paired t-test against the baseline arm gives ``p <= alpha`` (0.05).
+when a paired t-test against the baseline arm is significant after correcting
+for the arm's many columns (:mod:`orchestrator.significance`): ``better`` when
+its mean is higher than the baseline's, ``worse`` when lower. SALT's Table 1
+marks significant improvements only; a significant degradation gets its own
+mark here rather than none, so that it is not mistaken for "no difference".
 
 Why these choices:
 
@@ -21,6 +25,10 @@ Why these choices:
   into it, since languages of one seed are correlated). A seed missing one
   language of an average gets no average rather than an average over fewer
   languages, which would not be comparable with the other seeds.
+* **One family per arm.** An arm's tests on every language and both averages
+  are corrected together (Holm by default): that is the set of claims a row of
+  the table makes. Arms are not pooled: each arm is its own comparison with
+  the baseline, as in the papers' tables.
 * **Two averages.** ``avg`` leaves out the source language (zero-shot transfer
   is about the target languages; including the supervised source inflates it),
   ``avg_en`` includes it, because some papers report that number instead.
@@ -32,13 +40,13 @@ is :mod:`orchestrator.report`'s job.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+
+from orchestrator.significance import PairedTest, SignificanceOptions, adjust_p_values, paired_test
 
 AVG = "avg"
 """Column name of the macro average over the target languages (no source)."""
@@ -47,18 +55,19 @@ AVG_EN = "avg_en"
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("arm", "seed", "language", "value")
 
+BETTER = "better"
+WORSE = "worse"
+NOT_SIGNIFICANT = "none"
+"""``direction`` of a column in the CSV frames when no significant difference was found (or none tested)."""
+
 FRAME_COLUMNS: tuple[str, ...] = (
-    "arm", "column", "mean", "std", "n", "t_stat", "p_value", "n_pairs", "mean_diff", "significant", "best",
+    "arm", "column", "mean", "std", "n", "t_stat", "p_value", "p_adjusted", "n_pairs", "mean_diff", "ci_low",
+    "ci_high", "mdd", "significant", "direction", "best",
 )
 TTEST_COLUMNS: tuple[str, ...] = (
-    "arm", "baseline", "column", "n_pairs", "mean_diff", "t_stat", "p_value", "significant",
+    "arm", "baseline", "column", "n_pairs", "mean_diff", "ci_low", "ci_high", "t_stat", "p_value", "p_adjusted",
+    "correction", "significant", "direction", "mdd",
 )
-
-# Differences whose spread is below this (relative to the size of the values) are
-# treated as constant: the t statistic is then 0/0 or x/0, and the huge finite t
-# that floating-point rounding produces (e.g. a constant +0.01 offset) would give a
-# meaningless p ~ 0.
-_DEGENERATE_RTOL = 1e-12
 # Means closer than this are a tie for "best": summation order alone must not
 # decide which arm is bold.
 _TIE_ATOL = 1e-12
@@ -71,7 +80,12 @@ class Cell:
     ``t_stat``, ``p_value`` and ``mean_diff`` are ``None`` where no test was
     computed: for the baseline arm itself, when fewer than two seeds pair up,
     or when the differences have zero variance (``mean_diff`` is still given
-    when at least one seed pairs up).
+    when at least one seed pairs up). ``p_adjusted`` is ``p_value`` corrected
+    over the arm's family of columns; ``significant`` means ``p_adjusted <=
+    alpha``, and ``direction`` says which way (``"better"``, ``"worse"``, or
+    ``""`` when not significant). ``ci_low``/``ci_high`` bound the mean paired
+    difference (arm - baseline); ``mdd`` is the minimal difference the test
+    detects at the summary's power.
     """
 
     mean: float
@@ -83,6 +97,11 @@ class Cell:
     mean_diff: float | None
     significant: bool
     best: bool
+    p_adjusted: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    mdd: float | None = None
+    direction: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,14 @@ class Summary:
     expected_seeds: list[int]
     source_language: str = "en"
     seeds_by_arm: dict[str, list[int]] = field(default_factory=dict)
+    options: SignificanceOptions = field(default_factory=SignificanceOptions)
+    # Arm -> seeds whose run's selection metric never rose above its dev set's constant-prediction score:
+    # the checkpoint such a run kept is arbitrary (set by the report from the runs' flags).
+    at_chance: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def correction(self) -> str:
+        return self.options.correction
 
     def cell(self, arm: str, column: str) -> Cell:
         """The cell of ``arm`` in ``column``; ``KeyError`` naming the valid choices otherwise."""
@@ -128,7 +155,9 @@ class Summary:
     def ttests(self) -> pd.DataFrame:
         """One row per non-baseline arm x column with the paired t-test against the baseline.
 
-        Without a baseline there are no tests, so no rows (the columns stay, for a uniform CSV).
+        ``mean_diff`` keeps its sign (arm - baseline), ``p_value`` is raw and ``p_adjusted``
+        corrected (``correction`` names how). Without a baseline there are no tests, so no rows
+        (the columns stay, for a uniform CSV).
         """
         frame = self.to_frame()
         if self.baseline_arm is None:
@@ -136,7 +165,16 @@ class Summary:
         else:
             frame = frame[frame["arm"] != self.baseline_arm].reset_index(drop=True)
         frame.insert(1, "baseline", self.baseline_arm)
+        frame["correction"] = self.correction
         return frame[list(TTEST_COLUMNS)]
+
+    def direction_counts(self, arm: str) -> tuple[int, int, int]:
+        """(better, worse, tested) over the language columns of ``arm`` (the averages are not languages)."""
+        languages = [column for column in self.columns if column not in (AVG, AVG_EN)]
+        cells = [self.cell(arm, column) for column in languages]
+        tested = [cell for cell in cells if cell.p_value is not None]
+        return (sum(cell.direction == BETTER for cell in tested), sum(cell.direction == WORSE for cell in tested),
+                len(tested))
 
     def missing_seeds(self) -> dict[str, list[int]]:
         """Arm -> expected seeds with no result at all, only for arms that miss any.
@@ -153,15 +191,6 @@ class Summary:
         return missing
 
 
-@dataclass(frozen=True)
-class _PairedTest:
-    t_stat: float | None = None
-    p_value: float | None = None
-    n_pairs: int = 0
-    mean_diff: float | None = None
-    significant: bool = False
-
-
 def summarize(
     results: pd.DataFrame,
     *,
@@ -171,6 +200,9 @@ def summarize(
     source_language: str = "en",
     alpha: float = 0.05,
     expected_seeds: Iterable[int] | None = None,
+    correction: str = "holm",
+    ci_method: str = "t",
+    options: SignificanceOptions | None = None,
 ) -> Summary:
     """Mean/std over seeds and paired t-tests vs ``baseline_arm`` for every arm x column.
 
@@ -184,15 +216,21 @@ def summarize(
     for a secondary metric the baseline arm does not log (X-Mixup's CKA), where
     listing the baseline anyway would only add an empty row. A named baseline
     must still be one of ``arms``, so that a typo cannot silently drop every test.
+    ``correction`` (``holm``, ``bh``, ``none``) adjusts each arm's p-values over its columns;
+    ``ci_method`` (``t``, ``bootstrap``) picks the interval of the mean difference. ``options``
+    gives all of it at once (it then wins over ``alpha``/``correction``/``ci_method``).
     """
     arms = list(arms)
     languages = list(languages)
-    _validate_options(arms, languages, baseline_arm, source_language, alpha)
+    if options is None:
+        options = SignificanceOptions(alpha=alpha, correction=correction, ci_method=ci_method)
+    _validate_options(arms, languages, baseline_arm, source_language, options.alpha)
     frame = _clean_results(results, arms, languages)
     per_column = _per_seed_values(frame, languages, source_language)
     cells: dict[tuple[str, str], Cell] = {}
     for column, values in per_column.items():
-        cells.update(_column_cells(column, values, arms, baseline_arm, alpha))
+        cells.update(_column_cells(column, values, arms, baseline_arm, options))
+    cells = _correct_families(cells, arms, list(per_column), options)
     seeds_by_arm = {arm: sorted(int(s) for s in frame.loc[frame["arm"] == arm, "seed"].unique()) for arm in arms}
     if expected_seeds is None:
         expected = sorted({seed for seeds in seeds_by_arm.values() for seed in seeds})
@@ -202,11 +240,12 @@ def summarize(
         arms=arms,
         columns=list(per_column),
         baseline_arm=baseline_arm,
-        alpha=alpha,
+        alpha=options.alpha,
         cells=cells,
         expected_seeds=expected,
         source_language=source_language,
         seeds_by_arm=seeds_by_arm,
+        options=options,
     )
 
 
@@ -304,7 +343,7 @@ def _arm_values(values: pd.Series, arm: str) -> pd.Series:
 
 
 def _column_cells(
-    column: str, values: pd.Series, arms: list[str], baseline_arm: str | None, alpha: float
+    column: str, values: pd.Series, arms: list[str], baseline_arm: str | None, options: SignificanceOptions
 ) -> dict[tuple[str, str], Cell]:
     """All arms' cells of one column: describe each arm, test it against the baseline, mark the best."""
     by_arm = {arm: _arm_values(values, arm) for arm in arms}
@@ -314,7 +353,7 @@ def _column_cells(
     cells = {}
     for arm, arm_values in by_arm.items():
         untested = baseline is None or arm == baseline_arm
-        test = _PairedTest() if untested else _paired_test(arm_values, baseline, alpha)
+        test = PairedTest() if untested else _paired_test(arm_values, baseline, options)
         cells[(arm, column)] = Cell(
             mean=means[arm],
             std=_sample_std(arm_values),
@@ -323,10 +362,30 @@ def _column_cells(
             p_value=test.p_value,
             n_pairs=test.n_pairs,
             mean_diff=test.mean_diff,
-            significant=test.significant,
+            significant=False,  # decided once the arm's family is corrected
             best=arm in best,
+            ci_low=test.ci_low,
+            ci_high=test.ci_high,
+            mdd=test.mdd,
         )
     return cells
+
+
+def _correct_families(cells: dict[tuple[str, str], Cell], arms: list[str], columns: list[str],
+                      options: SignificanceOptions) -> dict[tuple[str, str], Cell]:
+    """Adjust each arm's p-values over its columns; mark significance and its direction on the adjusted p."""
+    out = dict(cells)
+    for arm in arms:
+        keys = [(arm, column) for column in columns]
+        adjusted = adjust_p_values([cells[key].p_value for key in keys], options.correction, options.alpha)
+        for key, p_adjusted in zip(keys, adjusted):
+            cell = cells[key]
+            significant = p_adjusted is not None and p_adjusted <= options.alpha
+            direction = ""
+            if significant:
+                direction = BETTER if (cell.mean_diff or 0.0) > 0 else WORSE
+            out[key] = replace(cell, p_adjusted=p_adjusted, significant=significant, direction=direction)
+    return out
 
 
 def _sample_std(values: pd.Series) -> float:
@@ -343,33 +402,11 @@ def _best_arms(means: dict[str, float]) -> set[str]:
     return {arm for arm, mean in finite.items() if mean >= top - _TIE_ATOL}
 
 
-def _paired_test(values: pd.Series, baseline: pd.Series, alpha: float) -> _PairedTest:
-    """Paired t-test of ``values`` vs ``baseline`` on the seeds both have.
-
-    Not computable (t and p ``None``, not significant) with fewer than two pairs
-    or constant differences; scipy's warnings for those cases are not leaked.
-    """
+def _paired_test(values: pd.Series, baseline: pd.Series, options: SignificanceOptions) -> PairedTest:
+    """Paired test of ``values`` vs ``baseline`` on the seeds both have (a missing run shrinks ``n_pairs``)."""
     shared = values.index.intersection(baseline.index).sort_values()
-    if len(shared) == 0:
-        return _PairedTest()
-    arm = values.loc[shared].to_numpy(dtype="float64")
-    base = baseline.loc[shared].to_numpy(dtype="float64")
-    diff = arm - base
-    untested = _PairedTest(n_pairs=len(shared), mean_diff=float(diff.mean()))
-    if len(shared) < 2 or _is_constant(diff, scale=max(np.abs(arm).max(), np.abs(base).max(), 1.0)):
-        return untested
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = sps.ttest_rel(arm, base)
-    t_stat, p_value = float(result.statistic), float(result.pvalue)
-    if not (math.isfinite(t_stat) and math.isfinite(p_value)):
-        return untested
-    return _PairedTest(t_stat, p_value, len(shared), untested.mean_diff, p_value <= alpha)
-
-
-def _is_constant(diff: np.ndarray, *, scale: float) -> bool:
-    """True when the differences only vary by floating-point rounding (zero variance)."""
-    return float(np.ptp(diff)) <= _DEGENERATE_RTOL * scale
+    return paired_test(values.loc[shared].to_numpy(dtype="float64"), baseline.loc[shared].to_numpy(dtype="float64"),
+                       options)
 
 
 def _cell_record(arm: str, column: str, cell: Cell) -> dict[str, object]:
@@ -385,8 +422,13 @@ def _cell_record(arm: str, column: str, cell: Cell) -> dict[str, object]:
         "n": cell.n,
         "t_stat": number(cell.t_stat),
         "p_value": number(cell.p_value),
+        "p_adjusted": number(cell.p_adjusted),
         "n_pairs": cell.n_pairs,
         "mean_diff": number(cell.mean_diff),
+        "ci_low": number(cell.ci_low),
+        "ci_high": number(cell.ci_high),
+        "mdd": number(cell.mdd),
         "significant": bool(cell.significant),
+        "direction": cell.direction or NOT_SIGNIFICANT,
         "best": bool(cell.best),
     }

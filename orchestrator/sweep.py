@@ -13,17 +13,20 @@ import logging
 import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from orchestrator import cli
-from orchestrator.assets import Assets, prepare_assets
+from orchestrator.assets import Assets, load_assets, log_data_accounting, tokenize_assets
 from orchestrator.config import SweepConfig
-from orchestrator.experiments import Experiment, get_experiment
-from orchestrator.plan import TrialResolver, describe_plan
+from orchestrator.experiments import BASELINE_SEARCH, TUNED_BASELINE, Experiment, get_experiment
+from orchestrator.paper_numbers import paper_model
+from orchestrator.plan import TrialResolver, arm_recipes, describe_plan, legend_notes, recipe_settings
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, prepare_method,
                                      unlabelled_languages)
-from orchestrator.results import collect_confirm_results, report_results
+from orchestrator.results import ReportSettings, collect_confirm_results, report_results
+from orchestrator.significance import SignificanceOptions
 from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
 from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_tracking, resolve_tracking_uri
@@ -32,6 +35,9 @@ from trainables.config import TrainConfig
 from trainables.data import DataUnavailable
 from trainables.models import ModelUnavailable
 from trainables.tasks import TaskSpec, get_task
+
+BASELINE_SEARCH_STAGE = "search-baseline"
+"""The stage (Tune experiment folder, MLflow ``stage`` tag) of the baseline's search under --tune-baseline."""
 
 # What every Ray worker process gets: no hub access (the driver resolved model and data), quiet
 # libraries, and no tokenizer thread pools fighting the training threads.
@@ -55,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.fail(str(exc))
     if cfg is None:  # --list
         return 0
-    experiment = get_experiment(cfg.experiment, cfg.arms)
+    experiment = get_experiment(cfg.experiment, cfg.arms, tune_baseline=cfg.tune_baseline)
     task = get_task(experiment.task)
     if cfg.dry_run:
         print(describe_plan(cfg, experiment, task))
@@ -70,11 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not cfg.verbose:
             _quiet_progress_bars()
         check_method_inputs(cfg, experiment, task)
+        loaded = load_assets(cfg, task, unlabelled=unlabelled_languages(cfg, experiment, task))
+        print(loaded.accounting.render(), flush=True)
         cluster = None
         if cfg.resources.address:  # joining a cluster: every node must see the storage before anything is put there
             cluster = _start_ray(cfg)
             check_storage_is_shared(cfg.storage_path, tracking_uri)
-        assets = prepare_assets(cfg, task, unlabelled=unlabelled_languages(cfg, experiment, task))
+        assets = tokenize_assets(cfg, task, loaded)
         preparation = prepare_method(cfg, experiment, task, assets)
         if preparation.space is not None:
             cfg.space = preparation.space  # e.g. one SALT threshold per chosen language
@@ -95,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     state.config = cfg.to_dict()
     state.save(sweep_dir)
     _log_sweep_config(tracker, cfg, assets, sweep_dir)
+    log_data_accounting(tracker, assets.accounting, sweep_dir)
     tracker.log_params(preparation.params)
+    tracker.log_params({f"recipe.{arm}": recipe.name for arm, recipe in arm_recipes(experiment, cfg.profile).items()})
     print(f"sweep {state.sweep_id}: {sweep_dir}\nMLflow: {tracking_uri} (experiment {experiment.name}, "
           f"parent run {tracker.parent_run_id})", flush=True)
     if preparation.summary:
@@ -116,17 +126,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     objective = f"dev_{task.metric}"
     concurrent = max_concurrent_trials(cfg, cluster, gpus_per_trial)
+    # A search trial over K seeds holds K training runs at once: it counts like K trials.
+    search_concurrent = max(1, concurrent // cfg.search_seeds)
+    seeds_note = f" x {cfg.search_seeds} seeds" if cfg.search_seeds > 1 else ""
     try:
         if _should_search(cfg, state):
-            ctx = StageContext(sweep_dir, resolver, launch, tracker, objective, concurrent)
-            print(f"[search] {cfg.num_samples} trials, up to {concurrent} at a time", flush=True)
+            ctx = StageContext(sweep_dir, resolver, launch, tracker, objective, search_concurrent)
+            print(f"[search] {cfg.num_samples} trials{seeds_note}, up to {search_concurrent} at a time", flush=True)
             best, value, frame = run_search(ctx, cfg.space, num_samples=cfg.num_samples,
-                                            sampler_seed=cfg.search_seed, asha=cfg.asha)
+                                            sampler_seed=cfg.sampler_seed, asha=cfg.asha)
             state.best, state.best_value = best, value
             state.stages_done.append("search")
             state.save(sweep_dir)
             _log_search(tracker, sweep_dir, resolver, experiment, best, value, objective, frame)
         resolver.best = dict(state.best)
+        if _should_search(cfg, state, stage=BASELINE_SEARCH_STAGE):
+            baseline_resolver = replace(resolver, searched_arm=TUNED_BASELINE)
+            ctx = StageContext(sweep_dir, baseline_resolver, launch, tracker, objective, search_concurrent,
+                               stage=BASELINE_SEARCH_STAGE)
+            print(f"[{BASELINE_SEARCH_STAGE}] {cfg.num_samples} trials{seeds_note} of the baseline (--tune-baseline), "
+                  f"up to {search_concurrent} at a time", flush=True)
+            best, value, frame = run_search(ctx, cfg.baseline_space, num_samples=cfg.num_samples,
+                                            sampler_seed=cfg.sampler_seed, asha=cfg.asha)
+            state.baseline_best, state.baseline_best_value = best, value
+            state.stages_done.append(BASELINE_SEARCH_STAGE)
+            state.save(sweep_dir)
+            tracker.log_params({f"best_baseline.{k}": v for k, v in best.items()})
+            tracker.log_metrics({f"search_baseline_best_{objective}": value})
+            frame.to_csv(sweep_dir / "search_baseline_trials.csv", index=False)
+            tracker.log_artifacts([sweep_dir / "search_baseline_trials.csv"])
+        resolver.other_best = {BASELINE_SEARCH: dict(state.baseline_best)}
         if "confirm" in cfg.stages and "confirm" not in state.stages_done:
             arms, seeds = [arm.name for arm in experiment.confirm_arms], list(cfg.seeds)
             print(f"[confirm] {len(arms)} arms x {len(seeds)} seeds, up to {concurrent} at a time", flush=True)
@@ -144,12 +173,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if "confirm" in state.stages_done:
         results = collect_confirm_results(tracker, task)
-        text = report_results(results, tracker, experiment, task, cfg.seeds, sweep_dir / "results")
+        text = report_results(results, tracker, experiment, task, cfg.seeds, sweep_dir / "results",
+                              _report_settings(cfg, experiment, state))
         print("\n" + text)
     state.complete = True
     state.save(sweep_dir)
     tracker.finish()
     return 0
+
+
+def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState) -> ReportSettings:
+    """The report's tests and legend from the sweep's flags; a reproduction check only when the paper
+    profile ran the experiment's paper model (the published numbers' model)."""
+    options = SignificanceOptions(correction=cfg.correction, ci_method=cfg.ci_method)
+    reproduction = cfg.profile == "paper" and cfg.model == paper_model(experiment.name)
+    return ReportSettings(options=options, notes=legend_notes(cfg, experiment, searched="search" in state.stages_done),
+                          model=cfg.model, reproduction=reproduction, bootstrap=cfg.bootstrap)
 
 
 def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_trial: float) -> int:
@@ -170,25 +209,31 @@ def _gpus_per_trial(cfg: SweepConfig, cluster: dict[str, float]) -> float:
     return 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
 
 
-def _should_search(cfg: SweepConfig, state: SweepState) -> bool:
-    return "search" in cfg.stages and "search" not in state.stages_done and cfg.num_samples > 0 and bool(cfg.space)
+def _should_search(cfg: SweepConfig, state: SweepState, stage: str = "search") -> bool:
+    space = cfg.baseline_space if stage == BASELINE_SEARCH_STAGE else cfg.space
+    return "search" in cfg.stages and stage not in state.stages_done and cfg.num_samples > 0 and bool(space)
 
 
 # Settings that define a sweep's results; resuming with other values would mix two sweeps.
-_RESUME_MUST_MATCH = ("profile", "model", "data_dir", "num_samples", "seeds", "search_seed", "select_on", "space",
-                      "train_overrides", "salt", "xmixup", "btf", "arms")
-# Settings that only say how the work is spread (they may differ on another cluster).
-_RESUME_MAY_DIFFER = {"salt": ("batch_size", "gpus_per_actor", "concurrency")}
+_RESUME_MUST_MATCH = ("profile", "model", "data_dir", "num_samples", "seeds", "sampler_seed", "search_training_seed",
+                      "search_seeds",
+                      "select_on", "space", "tune_baseline", "baseline_space", "train_overrides", "arms",
+                      "generalized_xnli")
+# And every preparation step's settings (``method_settings``), but for those that only say how the work is
+# spread (``PrepareStep.resume_may_differ``: they may differ on another cluster).
 
 
 def _check_resume_matches(cfg: SweepConfig, state: SweepState, skip: tuple[str, ...] = ()) -> None:
+    from orchestrator.preparation import all_steps
+
     now = cfg.to_dict()
-    for key in _RESUME_MUST_MATCH:
-        if key not in state.config or key in skip:
-            continue
-        before, after = state.config[key], now[key]
-        if isinstance(before, dict) and key in _RESUME_MAY_DIFFER:
-            before, after = ({k: v for k, v in d.items() if k not in _RESUME_MAY_DIFFER[key]} for d in (before, after))
+    pairs = [(key, state.config[key], now[key]) for key in _RESUME_MUST_MATCH if key in state.config and key not in skip]
+    started = state.config.get("method_settings", {})
+    for step in all_steps():
+        if step.key in started and step.key in now["method_settings"]:
+            pairs.append((step.key, *({k: v for k, v in d.items() if k not in step.resume_may_differ}
+                                      for d in (started[step.key], now["method_settings"][step.key]))))
+    for key, before, after in pairs:
         if before != after:
             raise NoSweepToResume(f"--resume {state.sweep_id}: it was started with {key}={before!r}, "
                                   f"not {after!r}; resume with the flags it was started with")
@@ -221,7 +266,10 @@ def _resolver(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: 
                        method_params=dict(preparation.method_params), **preparation.train_fields)
     return TrialResolver(base=base.to_dict(), arms={arm.name: arm for arm in experiment.arms},
                          fixed=dict(cfg.train_overrides), best=dict(state.best),
-                         searched_arm=experiment.searched_arm.name, search_seed=cfg.seeds[0])
+                         searched_arm=experiment.searched_arm.name, search_seeds=cfg.search_training_seeds,
+                         other_best={BASELINE_SEARCH: dict(state.baseline_best)},
+                         recipes=recipe_settings(experiment, cfg.profile),
+                         generalized_path=str(assets.generalized_path or ""))
 
 
 def _start_ray(cfg: SweepConfig) -> dict[str, float]:
@@ -237,7 +285,7 @@ def _start_ray(cfg: SweepConfig) -> dict[str, float]:
 
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # Ray Data's per-dataset INFO lines
     # Fault injection (tests) reaches the workers wherever they run.
-    env_vars = {**WORKER_ENV, **faults.from_environment()}
+    env_vars = {**WORKER_ENV, **faults.from_environment(), **_plugins_environment()}
     local = {} if cfg.resources.address else {"include_dashboard": cfg.resources.ray_dashboard}
     context = ray.init(address=cfg.resources.address, runtime_env={"env_vars": env_vars}, log_to_driver=cfg.verbose,
                        logging_level="WARNING", ignore_reinit_error=True, **local)
@@ -246,12 +294,23 @@ def _start_ray(cfg: SweepConfig) -> dict[str, float]:
     return ray.cluster_resources()
 
 
+def _plugins_environment() -> dict[str, str]:
+    """``XLT_SWEEP_PLUGINS``, for the workers: they register the same methods (``trainables.methods``)."""
+    from trainables.methods import PLUGINS_ENV
+
+    value = os.environ.get(PLUGINS_ENV)
+    return {PLUGINS_ENV: value} if value else {}
+
+
 def _log_sweep_config(tracker: SweepTracker, cfg: SweepConfig, assets: Assets, sweep_dir: Path) -> None:
     params = {f"sweep.{k}": v for k, v in cfg.to_dict().items()
-              if k not in ("resources", "train_overrides", "space", "salt", "xmixup", "btf")}
+              if k not in ("resources", "train_overrides", "space", "baseline_space", "method_settings")}
     params.update({f"sweep.resources.{k}": v for k, v in cfg.to_dict()["resources"].items()})
     params.update({f"sweep.set.{k}": v for k, v in cfg.train_overrides.items()})
     params.update({f"space.{k}": str(v) for k, v in cfg.space.items()})
+    params.update({f"baseline_space.{k}": str(v) for k, v in cfg.baseline_space.items()})
+    if assets.generalized_path is not None:
+        params["generalized_path"] = str(assets.generalized_path)
     params.update({"model_dir": assets.model_dir, "tokenized_path": str(assets.tokenized_path),
                    "tracking_uri": tracker.uri, "sweep_dir": str(sweep_dir)})
     tracker.log_params(params)
@@ -265,6 +324,10 @@ def _log_search(tracker: SweepTracker, sweep_dir: Path, resolver: TrialResolver,
     """The search summary on the parent: best values as params, the tuned arm's whole config, every trial."""
     tracker.log_params({f"best.{k}": v for k, v in best.items()})
     tracker.log_metrics({f"search_best_{objective}": value, "search_trials": len(frame)})
+    std = f"{objective}_std"
+    if std in frame.columns and len(frame):  # a search over several seeds: the best trial's spread
+        best_row = frame.loc[frame[objective].idxmax()]
+        tracker.log_metrics({f"search_best_{std}": float(best_row[std])})
     resolver.best = dict(best)
     best_config = resolver.arm_config(experiment.searched_arm.name, resolver.search_seed).to_dict()
     best_config.pop("seed")

@@ -3,13 +3,18 @@
 Ray's MLflow helpers do not nest runs (ray#19978), so the nesting is ours: the sweep driver
 owns the parent run, and a Tune callback in the same process opens a child run for every
 trial (tags ``stage``, ``arm``, ``seed``, ``trial_id``), logs its whole configuration as
-params and every reported metric. Only the driver process writes to MLflow: one writer for a
+params and every reported metric, and attaches a confirm trial's test predictions
+(``predictions/predictions.parquet``) and, where it evaluated SALT's generalized XNLI setting, its 225
+pair accuracies as a matrix (``generalized/generalized_xnli.csv``; ``trainables.generalized``). Only the driver process writes to MLflow: one writer for a
 SQLite store, and workers need no tracking URI at all.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import math
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,9 +27,17 @@ from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from orchestrator.plan import TrialResolver
+from orchestrator.seed_group import PER_SEED
+from orchestrator.trial import predictions_path
+from trainables import generalized
 from trainables.worker import TRAIN_NODE
 
 PARENT_TAG = "mlflow.parentRunId"
+AT_CHANCE = "selection_at_chance"
+"""Final metric of a run (1.0 / 0.0): its selection metric never rose above the dev set's constant-prediction
+score (``selection_chance``), so the checkpoint it kept is arbitrary. Flagged as a tag and in the console."""
+AT_CHANCE_WARNING = "selection metric at chance: the kept checkpoint is arbitrary"
+PREDICTIONS_ARTIFACT_DIR = "predictions"  # a confirm run's test predictions: predictions/predictions.parquet
 # Keys of a Tune result that are bookkeeping, not metrics of the run.
 _NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint", "step",
                                         "checkpoint_path", "experiment_id", "date", "hostname", "node_ip", "pid"}
@@ -60,12 +73,46 @@ def check_tracking(uri: str, *, timeout_s: float = 10.0) -> None:
             raise TrackingUnavailable(f"--tracking-uri {uri}: folder {folder} does not exist")
 
 
+def store_init_lock_path(uri: str) -> Path:
+    """The lock file MLflow itself takes around a SQLite store's schema creation.
+
+    MLflow's own job and workspace stores create their tables under an exclusive ``flock`` on
+    ``<tmp>/db_init_lock-<md5 of the engine URL>``; taking the same file makes our openers queue behind
+    MLflow's (and each other) instead of racing them."""
+    from sqlalchemy.engine import make_url
+
+    digest = hashlib.md5(str(make_url(uri)).encode("utf-8"), usedforsecurity=False).hexdigest()
+    return Path(tempfile.gettempdir()) / f"db_init_lock-{digest}"
+
+
+def open_client(uri: str) -> MlflowClient:
+    """An MLflow client whose store exists, its schema created by exactly one process.
+
+    Opening a new ``sqlite:///`` store runs MLflow's schema migrations, and they are not safe to run
+    twice at once: two processes opening one new store (a sweep starting while a script or a test reads
+    ``mlflow.db`` as it appears) both migrate, and the loser fails ("table _alembic_tmp_params already
+    exists", "No such index") and leaves a half-migrated store behind, so retrying cannot mend it.
+    The store is therefore opened under MLflow's own initialisation lock (``store_init_lock_path``): the
+    first opener migrates, the others wait and find the tables there. Other URIs open directly.
+    """
+    if not uri.startswith("sqlite:"):
+        return MlflowClient(uri)
+    with open(store_init_lock_path(uri), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(uri)
+            client.search_experiments(max_results=1)  # builds the store: creates and migrates its schema
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return client
+
+
 class SweepTracker:
     """The sweep's MLflow experiment and parent run."""
 
     def __init__(self, uri: str, experiment_name: str):
         self.uri = uri
-        self.client = MlflowClient(uri)
+        self.client = open_client(uri)
         experiment = self.client.get_experiment_by_name(experiment_name)
         self.experiment_id = (experiment.experiment_id if experiment
                               else self.client.create_experiment(experiment_name))
@@ -115,6 +162,16 @@ class SweepTracker:
                     outcomes[key] = run.info.status
         return outcomes
 
+    def finished_confirm_runs(self) -> dict[tuple[str, int], Any]:
+        """(arm, seed) -> the newest FINISHED confirm run of that pair: what a table reports (a resumed or
+        refilled pair may have an older run too)."""
+        runs: dict[tuple[str, int], Any] = {}
+        for run in self.child_runs("confirm"):  # newest first
+            key = (run.data.tags["arm"], int(run.data.tags["seed"]))
+            if run.info.status == "FINISHED" and key not in runs:
+                runs[key] = run
+        return runs
+
     def child_runs(self, stage: str) -> list:
         """The parent's child runs of ``stage`` (all statuses), newest first."""
         query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.stage = '{stage}'"
@@ -126,18 +183,27 @@ class NestedRunCallback(tune.Callback):
     """Opens a child run per Tune trial under the sweep's parent run and logs into it.
 
     The child run is found again by its ``trial_id`` tag, so a resumed sweep (``Tuner.restore``)
-    or a retried trial logs into the run it had, rather than duplicating it.
+    or a retried trial logs into the run it had, rather than duplicating it. A confirm trial that
+    ends gets its test predictions as an artifact (under ``predictions/``), read from where its
+    training wrote them under ``train_storage_path`` (``orchestrator.trial.predictions_path``).
     """
 
-    def __init__(self, uri: str, experiment_id: str, parent_run_id: str, stage: str, resolver: TrialResolver):
+    train_storage_path: str = ""  # also what a callback pickled before it had one restores with
+
+    def __init__(self, uri: str, experiment_id: str, parent_run_id: str, stage: str, resolver: TrialResolver,
+                 train_storage_path: str = ""):
         self.uri, self.experiment_id, self.parent_run_id = uri, experiment_id, parent_run_id
         self.stage, self.resolver = stage, resolver
+        self.train_storage_path = train_storage_path
         self._client: MlflowClient | None = None
         self._runs: dict[str, str] = {}
         self._nodes: dict[str, str] = {}
         # Trials whose run had already FINISHED when this callback met them: a trial that Tune's last
         # snapshot still had as running (the driver was killed) ends again, but its run is not touched.
         self._finished_before: set[str] = set()
+        # A search trial over several seeds: its seed runs, nested under the trial's run.
+        self._seed_runs: dict[tuple[str, str], str] = {}
+        self._seed_runs_finished_before: set[str] = set()
 
     def __getstate__(self) -> dict:
         # Tune pickles its callbacks with the experiment state; the client is rebuilt on use.
@@ -146,7 +212,7 @@ class NestedRunCallback(tune.Callback):
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            self._client = MlflowClient(self.uri)
+            self._client = open_client(self.uri)
         return self._client
 
     def run_id(self, trial) -> str:
@@ -168,15 +234,62 @@ class NestedRunCallback(tune.Callback):
             self.client.set_tag(run_id, "trial_id", trial.trial_id)
         else:
             name = f"{self.stage}-{arm}-seed{seed}" if self.stage == "confirm" else f"search-{trial.trial_id}"
-            tags = {PARENT_TAG: self.parent_run_id, "stage": self.stage, "arm": arm, "seed": str(seed),
+            params = cfg.flat_params()
+            if self.stage != "confirm" and len(self.resolver.search_seeds) > 1:  # the trial is the mean of its seeds
+                params["seed"] = ",".join(map(str, self.resolver.search_seeds))
+            tags = {PARENT_TAG: self.parent_run_id, "stage": self.stage, "arm": arm, "seed": str(params["seed"]),
                     "trial_id": trial.trial_id, "method": cfg.method}
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
-            params = [Param(k, _param_value(v)) for k, v in cfg.flat_params().items()]
-            params.append(Param("stage", self.stage))
-            for i in range(0, len(params), 100):
-                self.client.log_batch(run_id, params=params[i:i + 100])
+            self._log_params(run_id, {**params, "stage": self.stage})
         self._runs[trial.trial_id] = run_id
         return run_id
+
+    def seed_run_id(self, trial, seed: str) -> str:
+        """The run of one seed of a search trial over several seeds, nested under the trial's run
+        (stage ``<stage>-seed``), found again by its tags after a resume."""
+        key = (trial.trial_id, seed)
+        if key in self._seed_runs:
+            return self._seed_runs[key]
+        parent = self.run_id(trial)
+        stage = f"{self.stage}-seed"
+        query = f"tags.`{PARENT_TAG}` = '{parent}' and tags.stage = '{stage}' and tags.seed = '{seed}'"
+        found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
+        if found:
+            run_id = found[0].info.run_id
+            if found[0].info.status == "FINISHED":
+                self._seed_runs_finished_before.add(run_id)
+        else:
+            cfg, arm, _ = self.resolver.resolve(trial.config)
+            tags = {PARENT_TAG: parent, "stage": stage, "arm": arm, "seed": seed, "trial_id": trial.trial_id,
+                    "method": cfg.method}
+            run_id = self.client.create_run(self.experiment_id, run_name=f"search-{trial.trial_id}-seed{seed}",
+                                            tags=tags).info.run_id
+            self._log_params(run_id, {**cfg.replace(seed=int(seed)).flat_params(), "stage": stage})
+        self._seed_runs[key] = run_id
+        return run_id
+
+    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        batch = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(batch), 100):
+            self.client.log_batch(run_id, params=batch[i:i + 100])
+
+    def _log_seed_results(self, trial, per_seed: dict[str, dict]) -> None:
+        """Each seed's own report into its run (the trial's run holds their mean)."""
+        now = int(time.time() * 1000)
+        for seed, result in per_seed.items():
+            run_id = self.seed_run_id(trial, seed)
+            if run_id in self._seed_runs_finished_before:
+                continue
+            step = int(result.get("step", 0))
+            metrics = [Metric(k, float(v), now, step) for k, v in result.items()
+                       if k not in _NOT_METRICS and _is_number(v)]
+            if metrics:
+                self.client.log_batch(run_id, metrics=metrics)
+
+    def _end_seed_runs(self, trial, status: str) -> None:
+        for (trial_id, _seed), run_id in self._seed_runs.items():
+            if trial_id == trial.trial_id and run_id not in self._seed_runs_finished_before:
+                self.client.set_terminated(run_id, status=status)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.run_id(trial)
@@ -191,20 +304,47 @@ class NestedRunCallback(tune.Callback):
         step = int(result.get("step", result.get("training_iteration", 0)))
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
-                   if k not in _NOT_METRICS and _is_number(v)]
+                   if k not in _NOT_METRICS and not generalized.is_pair_metric(k) and _is_number(v)]
         if metrics:
             self.client.log_batch(self.run_id(trial), metrics=metrics)
+        if isinstance(result.get(PER_SEED), dict):
+            self._log_seed_results(trial, result[PER_SEED])
+        if result.get(AT_CHANCE) == 1.0 or any(seed.get(AT_CHANCE) == 1.0 for seed in
+                                               (result.get(PER_SEED) or {}).values()):
+            self.client.set_tag(self.run_id(trial), "warning", AT_CHANCE_WARNING)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
-        if trial.trial_id not in self._finished_before:
-            self.client.set_terminated(run_id, status="FINISHED")
+        if trial.trial_id in self._finished_before:
+            return
+        if self.stage == "confirm" and self.train_storage_path:  # before FINISHED: a finished run has them
+            path = Path(predictions_path(self.train_storage_path, trial.trial_id))
+            if path.is_file():
+                self.client.log_artifact(run_id, str(path), PREDICTIONS_ARTIFACT_DIR)
+            self._log_generalized(run_id, trial)
+        self._end_seed_runs(trial, "FINISHED")
+        self.client.set_terminated(run_id, status="FINISHED")
+
+    def _log_generalized(self, run_id: str, trial) -> None:
+        """A confirm run's generalized XNLI accuracies (its final report's ``gen_pair_acc_<p>_<h>``) as the
+        matrix artifact ``generalized/generalized_xnli.csv``: premise languages down, hypothesis languages across."""
+        import pandas as pd
+
+        cfg, _arm, _seed = self.resolver.resolve(trial.config)
+        rows = generalized.matrix_rows(trial.last_result or {}, cfg.languages)
+        if not rows:
+            return
+        with tempfile.TemporaryDirectory(prefix="generalized-") as scratch:
+            path = Path(scratch) / generalized.MATRIX_FILE
+            pd.DataFrame(rows).to_csv(path, index=False)
+            self.client.log_artifact(run_id, str(path), generalized.ARTIFACT_DIR)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
         if trial.trial_id in self._finished_before:
             return
         self.client.set_tag(run_id, "error", _error_summary(trial))
+        self._end_seed_runs(trial, "FAILED")
         self.client.set_terminated(run_id, status="FAILED")
 
 

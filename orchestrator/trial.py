@@ -12,13 +12,18 @@ control with it. Ray Train restarts a run whose worker died (``FailureConfig(max
 from its latest checkpoint, on whatever node has room; Tune retries a driver that died. A run
 that diverged fails at once with its reason (``TrialFailed``): retrying it would diverge again.
 
-Self-training is several jobs in a row (teachers, a Ray Data pseudo-labelling pass, students),
-so its trial driver runs ``trainables.self_training.recipe`` with ``TrainLaunch.fit`` and a
-Ray Data labeller on the resources the trial's training runs use in turn.
+A confirm trial's final test pass also writes every test example's prediction
+(``predictions_path``: beside its Ray Train run, on the sweep's shared storage); the MLflow
+callback attaches the file to the trial's run, for the paired bootstrap.
+
+A method of several jobs in a row (self-training: teachers, a Ray Data pseudo-labelling pass,
+students) names a recipe in its spec (``MethodSpec.recipe``); the trial driver runs it with
+``TrainLaunch.fit`` and the resources the trial's training runs use in turn (``RecipeTools``).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +31,15 @@ from typing import Any
 import ray.train
 from ray import tune
 from ray.train.torch import TorchTrainer
+from ray.train import UserCallback
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from orchestrator.plan import TrialResolver
+from orchestrator.seed_group import SeedGroup
 from trainables.config import TrainConfig
+from trainables.methods import get_spec
+from trainables.method_spec import PhaseResult, RecipeTools
+from trainables.predictions import PREDICTIONS_FILE
 from trainables.worker import FAILED, train_loop_per_worker
 
 # No CPU, and a sliver of the head node's own resource: drivers (and their Train controllers) stay on the
@@ -60,8 +70,9 @@ class TrainLaunch:
         return ray.train.ScalingConfig(num_workers=self.num_workers, use_gpu=self.gpus_per_worker > 0,
                                        resources_per_worker=resources)
 
-    def fit(self, cfg: TrainConfig, name: str, *, forward: bool = True):
-        """One Ray Train run of ``cfg``; its reports reach Tune when ``forward``. Returns Ray's ``Result``.
+    def fit(self, cfg: TrainConfig, name: str, *, forward: bool = True, callbacks: list | None = None):
+        """One Ray Train run of ``cfg``; its reports reach Tune when ``forward``, else ``callbacks`` get them.
+        Returns Ray's ``Result``.
 
         ``name`` is deterministic per trial and phase, so a restored trial finds its runs.
         """
@@ -72,7 +83,7 @@ class TrainLaunch:
             run_config=ray.train.RunConfig(
                 name=name,
                 storage_path=self.storage_path,
-                callbacks=[TuneReportCallback()] if forward else [],
+                callbacks=[TuneReportCallback()] if forward else list(callbacks or []),
                 failure_config=ray.train.FailureConfig(max_failures=self.max_failures),
                 # The latest checkpoint only: a run goes on from it, and a finished run's is its outcome.
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
@@ -85,41 +96,85 @@ class TrainLaunch:
         return result
 
 
+def predictions_path(storage_path: str, trial_id: str) -> str:
+    """Where a confirm trial's test predictions go: beside its Ray Train run, on the sweep's shared storage."""
+    return str(Path(storage_path) / f"train-{trial_id}" / PREDICTIONS_FILE)
+
+
+class SeedReportCallback(UserCallback):
+    """Sends a seed run's reports (rank 0's) to its trial driver, which averages the seeds for Tune.
+
+    Runs in the Train run's controller, another process: the reports cross by a Ray queue."""
+
+    def __init__(self, queue, seed: int):
+        self.queue, self.seed = queue, seed
+
+    def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
+        self.queue.put((self.seed, dict(metrics[0])))
+
+
 def run_trial(config: dict[str, Any], *, resolver: TrialResolver, launch: TrainLaunch) -> None:
     train_cfg, _arm, _seed = resolver.resolve(config)
     trial_id = tune.get_context().get_trial_id()
-    if train_cfg.method == "self_training":
-        _run_self_training(train_cfg, launch, trial_id)
+    if "pair" in config:  # a confirm trial: its predictions are the evidence of the paired bootstrap
+        train_cfg = train_cfg.replace(predictions_path=predictions_path(launch.storage_path, trial_id))
+    if "pair" not in config and len(resolver.search_seeds) > 1:
+        _run_seed_group(train_cfg, resolver.search_seeds, launch, trial_id, objective=resolver.objective)
+    elif get_spec(train_cfg.method).recipe is not None:
+        _run_recipe(train_cfg, launch, f"train-{trial_id}", report=tune.report)
     else:
         launch.fit(train_cfg, f"train-{trial_id}")
 
 
-def _run_self_training(cfg: TrainConfig, launch: TrainLaunch, trial_id: str) -> None:
-    from transformers import AutoTokenizer
+def _run_seed_group(cfg: TrainConfig, seeds: tuple[int, ...], launch: TrainLaunch, trial_id: str, *,
+                    objective: str) -> None:
+    """A search trial over several seeds (``orchestrator.seed_group``): one training run per seed, all at
+    once (Ray places them where there is room), their evaluations averaged into the trial's reports.
 
-    from trainables.methods.self_training import SelfTraining
-    from trainables.self_training.pseudo_labels import label_with_ray_data
-    from trainables.self_training.recipe import PhaseResult, run_self_training
-    from trainables.tasks import get_task
+    Each seed run has its own deterministic name (``train-<trial>-seed<s>``), so a restarted driver
+    resumes every seed from its own checkpoint, and a finished seed returns its stored outcome.
+    """
+    from ray.util.queue import Empty, Queue
+
+    group = SeedGroup(seeds, objective)
+    # Outside the trial's placement group (like the Train runs' own controllers), on the head with the driver.
+    queue = Queue(actor_options={"num_cpus": 0, "resources": {"node:__internal_head__": 0.001},
+                                 "scheduling_strategy": "DEFAULT"})
+
+    def run(seed: int) -> dict:
+        seed_cfg, name = cfg.replace(seed=seed), f"train-{trial_id}-seed{seed}"
+        if get_spec(seed_cfg.method).recipe is not None:
+            return _run_recipe(seed_cfg, launch, name, report=lambda metrics: queue.put((seed, metrics)))
+        return dict(launch.fit(seed_cfg, name, forward=False,
+                               callbacks=[SeedReportCallback(queue, seed)]).return_value or {})
+
+    with ThreadPoolExecutor(max_workers=len(seeds), thread_name_prefix="seed-run") as pool:
+        futures = {pool.submit(run, seed): seed for seed in seeds}
+        while True:
+            finished = all(future.done() for future in futures)
+            try:
+                seed, metrics = queue.get(timeout=0.5)
+            except Empty:
+                if finished:
+                    break
+                continue
+            for report in group.add(seed, metrics):
+                tune.report(report)
+        finals = {seed: future.result() for future, seed in futures.items()}  # a failed seed fails the trial
+    tune.report(group.final(finals))
+
+
+def _run_recipe(cfg: TrainConfig, launch: TrainLaunch, name: str, *, report) -> dict:
+    """A trial of several training runs: the method's recipe, each phase one Ray Train run ``<name>-<phase>``."""
 
     def fit(phase_cfg: TrainConfig, phase: str) -> PhaseResult:
-        result = launch.fit(phase_cfg, f"train-{trial_id}-{phase}", forward=False)
+        result = launch.fit(phase_cfg, f"{name}-{phase}", forward=False)
         kept = result.checkpoint.path if phase_cfg.keep_model and result.checkpoint else None
         return PhaseResult(dict(result.return_value or {}), kept)
 
-    task = get_task(cfg.task)
-    pad_token_id = AutoTokenizer.from_pretrained(cfg.model).pad_token_id or 0
-    agreement = SelfTraining.parse_params(cfg.method_params).agreement
-
-    def label(parts, model_dirs):
-        return label_with_ray_data(parts, model_dirs, num_labels=task.num_labels, token_task=task.kind == "token",
-                                   agreement=agreement,
-                                   pad_token_id=pad_token_id,
-                                   gpus_per_actor=launch.gpus_per_worker * launch.num_workers,
-                                   concurrency=1)
-
-    work_dir = Path(launch.storage_path) / f"train-{trial_id}-pseudo"
-    run_self_training(cfg, fit=fit, label=label, report=tune.report, work_dir=work_dir)
+    tools = RecipeTools(fit=fit, report=report, work_dir=Path(launch.storage_path) / f"{name}-pseudo",
+                        gpus_per_actor=launch.gpus_per_worker * launch.num_workers)
+    return get_spec(cfg.method).recipe(cfg, tools)
 
 
 def trainable(resolver: TrialResolver, launch: TrainLaunch):

@@ -1,22 +1,28 @@
-"""Per-method search spaces and defaults: one module per method, looked up by method name."""
+"""Per-method search spaces: one module per method (``SPACE``), looked up by method name.
+
+A space module holds only the space; every default is the method's own (its typed ``Params`` in
+``trainables.methods.<name>``).
+"""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
 
 from search_spaces.spec import Dimension
 
 
 @dataclass(frozen=True)
 class MethodSpace:
-    """What the search stage explores for a method, and the method's paper defaults."""
+    """What the search stage explores for a method."""
 
     space: dict[str, Dimension]
-    defaults: dict[str, Any]
+
+
+def load_space(module: str) -> MethodSpace:
+    """The ``SPACE`` of a space module (a method's spec names it: ``search_spaces.<name>`` unless it says)."""
+    return MethodSpace(dict(importlib.import_module(module).SPACE))
 
 
 def get_space(method: str) -> MethodSpace:
-    module = importlib.import_module(f"search_spaces.{method}")
-    return MethodSpace(dict(module.SPACE), dict(module.DEFAULTS))
+    return load_space(f"search_spaces.{method}")

@@ -12,6 +12,3 @@ SPACE: dict[str, Dimension] = {
     "learning_rate": LogUniform(5e-6, 5e-5),
     "warmup_ratio": Uniform(0.0, 0.1),
 }
-
-# The method has no knobs of its own beyond TrainConfig's.
-DEFAULTS: dict[str, object] = {}

@@ -11,5 +11,3 @@ SPACE: dict[str, Dimension] = {
     "learning_rate": LogUniform(1e-5, 5e-5),
     "mlm_steps": Choice(MLM_STEPS),
 }
-
-DEFAULTS: dict[str, object] = {"mlm_steps": 3000}

@@ -17,8 +17,6 @@ SPACE: dict[str, Dimension] = {
     "threshold_target": LogUniform(1e-9, 1e-5),
 }
 
-DEFAULTS: dict[str, object] = {"threshold_en": 1e-3, "threshold_target": 1e-7}
-
 # The dimension that becomes one per target language.
 PER_LANGUAGE = "threshold_target"
 

@@ -21,6 +21,3 @@ SPACE: dict[str, Dimension] = {
     "mlm_steps": Choice(MLM_STEPS),
 }
 
-DEFAULTS: dict[str, object] = {
-    "target_precision": 0.9, "hard_weight": 0.5, "rounds": 1, "mlm_steps": 3000,
-}

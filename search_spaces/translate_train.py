@@ -3,4 +3,4 @@
 Defaults are the training loop's (xtreme's settings), as in XTREME's translate-train runs.
 """
 
-from search_spaces.baseline import DEFAULTS, SPACE  # noqa: F401  (the same knobs and defaults)
+from search_spaces.baseline import SPACE  # noqa: F401  (the same knobs)

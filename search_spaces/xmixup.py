@@ -23,8 +23,3 @@ SPACE: dict[str, Dimension] = {
     "pk": LogUniform(100.0, 10000.0),
 }
 
-DEFAULTS: dict[str, object] = {
-    "lambda0": 0.5, "mixup_layer": 1, "alpha": 0.4, "pk": 1000.0,
-    # The reference code (scripts/train_classification.sh): lr 5e-6, 4 epochs, 16 x 4 GPUs = 64.
-    "learning_rate": 5e-6, "num_train_epochs": 4.0, "per_device_batch_size": 16, "grad_accum_steps": 4,
-}

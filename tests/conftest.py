@@ -12,7 +12,7 @@ import pytest
 from orchestrator.sweep import WORKER_ENV
 from trainables.config import TrainConfig
 from trainables.data import load_raw, tokenize_cached
-from trainables.smoke_assets import build_smoke_data, build_smoke_model
+from smoke import build_smoke_data, build_smoke_model
 from trainables.tasks import get_task
 
 

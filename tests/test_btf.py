@@ -15,10 +15,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-import trainables.btf.mlm as btf_mlm
-from trainables.btf.mlm import (BtfFailed, BtfPlan, BtfSettings, btf_cache_path, build_corpus, checkpoint_dir,
+import trainables.task_fitting.mlm as btf_mlm
+from trainables.task_fitting.mlm import (BtfFailed, BtfPlan, BtfSettings, btf_cache_path, build_corpus, checkpoint_dir,
                                 is_cached, make_plan, run_btf_cached)
-from trainables.btf.worker import (TRAINING_STATE, BatchOrder, MaskedLmLoss, MlmBatches, masked_targets, shard,
+from trainables.task_fitting.worker import (TRAINING_STATE, BatchOrder, MaskedLmLoss, MlmBatches, masked_targets, shard,
                                    split_mlm)
 
 _WORDS = "house river garden window table city forest mountain street school market letter music paper".split()

@@ -33,8 +33,9 @@ def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, 
                                         "--set", "num_train_epochs=1", "--set", "rounds=1", "--arms", ",".join(arms)),
                           cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    label = "F1" if metric == "f1" else "accuracy"
+    label = {"f1": "F1", "macro_f1": "macro-F1"}.get(task.reported_metric, "accuracy")  # MARC: macro-F1
     assert f"{experiment}: test {label} per language" in proc.stdout
+    assert "rows loaded" in proc.stdout and "train_en" in proc.stdout  # the data accounting, printed once
     assert "[btf] MLM on" in proc.stdout and "to run" in proc.stdout
 
     client, parents, children = runs_of(tmp_path, experiment)
@@ -54,7 +55,7 @@ def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, 
     for run in confirm:
         arm, params, metrics = run.data.tags["arm"], run.data.params, run.data.metrics
         assert run.info.status == "FINISHED", arm
-        assert {f"test_{metric}_{lang}" for lang in task.languages} <= set(metrics), arm
+        assert {f"test_{m}_{lang}" for m in (metric, *task.extra_metrics) for lang in task.languages} <= set(metrics)
         if arm == "baseline":
             assert params["method"] == "baseline" and not any(k.startswith("st_") for k in metrics)
             continue
@@ -70,6 +71,7 @@ def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, 
         assert {"teacher_dev_" + metric, f"teacher_test_{metric}_avg", "st_r1_dev_coverage", "st_r1_kept",
                 "st_r1_kept_de", "st_r1_kept_fr", "st_r1_agreed"} <= set(metrics), arm
         assert metrics["st_pool_rows"] == 1200  # 600 unlabelled rows of de and of fr
+        assert metrics["st_pool_seed"] == int(run.data.tags["seed"])  # the pool is drawn with the trial's seed
         assert 0 <= metrics["st_r1_kept"] <= metrics["st_r1_agreed"] + 1e-9 <= 1 + 1e-9
         if arm == "btf_self_training_voters":
             assert params["method.voting"] == "True" and params["method.voters"] == "2"
@@ -77,7 +79,8 @@ def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, 
             assert metrics["st_r1_agreed"] == 1.0  # one teacher always agrees with itself
 
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"results.md", "results.csv", "ttest.csv"} <= artifacts
+    assert {"results.md", "results.csv", "ttest.csv", "data_accounting.csv"} <= artifacts
+    assert int(parent.data.params["data.kept_rows"]) == int(parent.data.params["data.loaded_rows"]) > 0
     assert ("best_config.json" in artifacts) == bool(samples)
     ttest = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "ttest.csv", str(tmp_path))))
     assert set(ttest.arm) == set(arms) - {"baseline"} and set(ttest.baseline) == {"baseline"}

@@ -59,6 +59,7 @@ def test_list_prints_one_line_per_experiment(capsys):
     (["salt_xnli", "--salt-wordlists", "/no/such/dir"], "no such directory"),
     (["salt_xnli", "--set", "threshold_fr=2"], "threshold_fr must be a probability"),
     (["salt_xnli", "--set", "mixup_scope=word"], "mixup_scope must be one of"),
+    (["salt_xnli", "--set", "candidate_rule=second"], "candidate_rule must be one of paper, exclude-original"),
     (["salt_xnli", "--space", "thresh_fr=uniform(0,1)"], "method 'salt' has no setting 'thresh_fr'"),
     (["baseline_xnli", "--xmixup-freeze-ratio"], "--xmixup-* flags apply to X-Mixup experiments"),
     (["salt_xnli", "--xmixup-translations", "/tmp"], "--xmixup-* flags apply to X-Mixup experiments"),
@@ -68,6 +69,12 @@ def test_list_prints_one_line_per_experiment(capsys):
     (["xmixup_xnli", "--space", "lambda=uniform(0,1)"], "method 'xmixup' has no setting 'lambda'"),
     (["salt_xnli", "--arms", "baseline,salt_ablation"], "salt_xnli has no arm 'salt_ablation'; its arms: baseline, salt,"),
     (["salt_xnli", "--arms", "salt,salt"], "write distinct arm names"),
+    (["salt_xnli", "--seeds", "1,9001"], "--search-training-seed 9001 is one of the confirm seeds 1, 9001"),
+    (["salt_xnli", "--search-training-seed", "3"], "--search-training-seed 3 is one of the confirm seeds"),
+    (["baseline_xnli", "--tune-baseline"], "baseline_xnli already searches its baseline"),
+    (["salt_xnli", "--correction", "bonferroni"], "--correction"),
+    (["salt_xnli", "--ci", "normal"], "--ci"),
+    (["salt_xnli", "--bootstrap", "-5"], "--bootstrap"),
     ([], "name an experiment"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, expected):
@@ -91,9 +98,10 @@ def test_dry_run_shows_the_paper_protocol(capsys, tmp_path, monkeypatch):
     assert "bert-base-multilingual-cased" in out
     assert "15 languages (en ar bg de el es fr hi ru sw th tr ur vi zh)" in out
     assert "hub facebook/xnli" in out
-    assert "search (20 trials, Optuna TPE seed 0, objective dev_acc on en-dev" in out
+    assert "search (20 trials, Optuna TPE sampler seed 0, objective dev_acc on en-dev" in out
+    assert "training seed 9001: not a confirm seed" in out
     assert "learning_rate=loguniform(5e-06, 5e-05)" in out
-    assert "seeds        1, 2, 3, 4, 5" in out
+    assert "seeds        1, 2, 3, 4, 5 (confirm); search trains on training seed 9001" in out
     assert "trials       20 search + 10 confirm = 30" in out
     assert "lr 2e-05, batch 8 x accumulation 4" in out and "5 epochs, max length 128" in out
     assert not (tmp_path / "sweeps").exists() and not (tmp_path / "mlflow.db").exists(), "dry run ran something"
@@ -189,13 +197,71 @@ def test_salt_dry_run_shows_the_paper_protocol(capsys):
     assert main(["salt_xnli", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "bert-base-multilingual-uncased" in out  # SALT's Appendix A model
-    assert "15 languages" in out and "seeds        1, 2, 3, 4, 5" in out
+    assert "15 languages" in out and "seeds        1, 2, 3, 4, 5 (confirm); search trains on training seed 9001" in out
+    # the tables' statistics: correction, search seed, untuned baseline
+    assert ("statistics   paired t-test over seeds vs baseline (untuned paper setting; --tune-baseline gives it the "
+            "method's budget); Holm correction over each arm's languages and averages") in out
+    assert "paired bootstrap over test examples per seed (1000 resamples)" in out
     assert "threshold_en=loguniform(1e-05, 0.1)" in out and "threshold_<lang>=loguniform(1e-09, 1e-05)" in out
     assert "the 3 target languages with the highest vocabulary overlap" in out
     assert "baseline [baseline" in out and "salt_en_only [salt, tuned, en_only=True]" in out
     assert main(["salt_pawsx", "--dry-run", "--salt-languages", "fr,de", "--salt-shared-threshold"]) == 0
     out = capsys.readouterr().out
     assert "threshold_target=loguniform(1e-09, 1e-05)" in out and "threshold_fr" not in out
+
+
+def test_dry_run_shows_the_recipe_each_arm_follows_and_its_source(capsys):
+    """SALT's experiments on Robust-XLT's scripts (the baseline too), PAN-X on xtreme's 10 epochs."""
+    assert main(["salt_xnli", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert ("recipe       baseline, salt, salt_en_only, salt_no_mixup: SALT (Robust-XLT scripts): lr 2e-05, batch 8 x 4, "
+            "1 epoch, max length 128, eval every 1000 steps") in out
+    assert "from uclanlp/Robust-XLT scripts/train_xnli.sh" in out and "EPOCH=1" in out
+    for arm in ("baseline", "salt (before the search)"):
+        assert (f"{arm}: lr 2e-05, batch 8 x accumulation 4 x workers, 1 epoch, max length 128, warmup 0, "
+                "weight decay 0, eval every 1000 steps") in out, arm
+    assert "copies only, originals dropped (keep_original=False" in out
+    assert "no substitution (candidate_rule=paper" in out
+    assert main(["salt_pawsx", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "SALT (Robust-XLT scripts): lr 2e-05, batch 8 x 4, 3 epochs, max length 128, eval every 500 steps" in out
+    assert "baseline: lr 2e-05, batch 8 x accumulation 4 x workers, 3 epochs" in out and "train_pawsx.sh" in out
+    assert main(["baseline_panx", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe       baseline, baseline_tuned: xtreme PAN-X: lr 2e-05, batch 8 x 4, 10 epochs" in out
+    assert "from google-research/xtreme scripts/train_panx.sh: NUM_EPOCHS=10" in out
+    assert "training     lr 2e-05, batch 8 x accumulation 4 x workers, 10 epochs, max length 128" in out
+    # --set still wins over the recipe, and the plan says so; keep_original and the old rule are knobs
+    assert main(["salt_xnli", "--dry-run", "--set", "num_train_epochs=2", "--set", "keep_original=true",
+                 "--set", "candidate_rule=exclude-original"]) == 0
+    out = capsys.readouterr().out
+    assert "fixed over the recipe (profile or --set): num_train_epochs=2" in out
+    assert "baseline: lr 2e-05, batch 8 x accumulation 4 x workers, 2 epochs" in out
+    assert "originals kept beside the copies (keep_original=True)" in out
+    assert "the best token other than the original word (candidate_rule=exclude-original)" in out
+    # the smoke profile keeps its tiny settings
+    assert main(["salt_xnli", "--profile", "smoke", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe       none: the smoke profile's own settings" in out
+    assert "baseline: lr 0.001, batch 32 x accumulation 1 x workers, 3 epochs, max length 64" in out
+
+
+def test_tune_baseline_dry_run_shows_two_searches_and_the_tuned_baseline(capsys):
+    assert main(["salt_xnli", "--profile", "smoke", "--tune-baseline", "--correction", "bh", "--bootstrap", "1000",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "search (2 trials" in out and "search-baseline (2 trials of the baseline, its own Optuna study" in out
+    assert "baseline space learning_rate=loguniform(0.001, 0.01)" in out
+    assert "baseline [baseline, paper defaults]; baseline_tuned [baseline, tuned]; salt [salt, tuned]" in out
+    assert "t-tests vs baseline_tuned" in out
+    assert "vs baseline_tuned (tuned: the same search budget as the method); Benjamini-Hochberg correction" in out
+    assert "paired bootstrap over test examples per seed (1000 resamples)" in out
+    assert "trials       4 search + 15 confirm = 19" in out
+    cfg = cli.parse(["salt_xnli", "--profile", "smoke", "--tune-baseline", "--space",
+                     "learning_rate=loguniform(2e-3,3e-3)", "--space", "threshold_en=loguniform(7e-4,8e-4)"])
+    # the user's training-setting dimensions reach the baseline's search; the method's knobs do not
+    assert str(cfg.baseline_space["learning_rate"]) == "loguniform(0.002, 0.003)"
+    assert "threshold_en" not in cfg.baseline_space and "threshold_en" in cfg.space
 
 
 def _encoder_only_model(smoke_model: str, where: Path) -> Path:
@@ -208,7 +274,7 @@ def _encoder_only_model(smoke_model: str, where: Path) -> Path:
 
 
 def test_salt_without_an_mlm_head_is_one_line_before_ray(tmp_path, smoke_model, smoke_root):
-    from trainables.smoke_assets import build_smoke_wordlists
+    from smoke import build_smoke_wordlists
 
     model = _encoder_only_model(smoke_model, tmp_path / "encoder")
     started = time.monotonic()
@@ -244,9 +310,14 @@ def test_xmixup_dry_run_shows_the_paper_protocol_and_the_space(capsys):
                 "xmixup_no_mixup_inference [xmixup, tuned, mixup_inference=False]",
                 "xmixup_no_sched_sampling [xmixup, tuned, scheduled_sampling=False]",
                 "xmixup_no_consistency [xmixup, tuned, consistency=False]",
-                "xmixup_const_ratio [xmixup, tuned, ratio=constant]"):
+                "xmixup_const_ratio [xmixup, tuned, ratio=constant]",
+                "xmixup_no_mixup [xmixup, tuned, mixup=False, mixup_inference=False]",
+                "xmixup_no_mse [xmixup, tuned, consistency_mse=False]", "xmixup_no_kl [xmixup, tuned, consistency_kl=False]",
+                "xmixup_seen [xmixup, tuned, train_languages=bg,el,fr,ru,th,ur,zh]"):
         assert arm in out
-    assert "trials       20 search + 35 confirm = 55" in out and "t-tests vs baseline" in out
+    assert "trials       20 search + 55 confirm = 75" in out and "t-tests vs baseline" in out
+    assert ("selection    every run keeps its checkpoint with the best dev score averaged over all languages' dev sets "
+            "(multilingual-dev: the experiment's paper protocol)") in out
     assert main(["xmixup_pawsx", "--dry-run", "--xmixup-layers", "1,4", "--xmixup-freeze-ratio",
                  "--xmixup-reference-sampling", "--xmixup-logit-inference"]) == 0
     out = capsys.readouterr().out
@@ -261,8 +332,9 @@ def test_xmixup_missing_translations_are_one_line_before_ray(tmp_path):
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "X-Mixup translations missing under" in err[0], proc.stderr
-    # The smoke profile trains on de and fr: their translate-train and back-translate, every translate-test.
-    assert "translate-train/en-de-translated.tsv" in err[0] and "(18 of 18 files)" in err[0]
+    # The smoke profile trains on de and fr, the seen-languages arm on bg el fr ru th ur zh: those 8 languages'
+    # translate-train and back-translate; every target's translate-test, and translate-dev (multilingual-dev selection).
+    assert "translate-train/en-bg-translated.tsv" in err[0] and "(44 of 44 files)" in err[0]
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "sweeps" / "xmixup_xnli" / "cache" / "tokenized").exists()
 
 

@@ -28,7 +28,7 @@ from trainables.data import (
     make_collator,
     tokenize_cached,
 )
-from trainables.smoke_assets import build_smoke_data, build_smoke_model
+from smoke import build_smoke_data, build_smoke_model
 from trainables.tasks import PAWSX, XNLI
 
 LANGS = ("en", "de")
@@ -288,7 +288,7 @@ def fake_hub_cache(languages) -> None:
 
 def test_hub_dataset_in_local_cache_is_used_offline(monkeypatch):
     fake_hub_cache(LANGS)
-    monkeypatch.setattr(data, "_probe_hub", lambda hub_id, timeout_s: "unreachable (test)")
+    monkeypatch.setattr(data.hub, "probe_hub", lambda hub_id, timeout_s: "unreachable (test)")
     check_data_available(XNLI, None, languages=LANGS)
     started = time.monotonic()
     raw = load_raw(XNLI, None, languages=LANGS)
@@ -317,7 +317,7 @@ def test_tokenize_cached_once(smoke_assets_root, smoke_model_dir, tmp_path, monk
     def no_second_tokenization(*args, **kwargs):
         raise AssertionError("tokenised again")
 
-    monkeypatch.setattr(data, "_tokenize_splits", no_second_tokenization)
+    monkeypatch.setattr(data.tokenization, "_tokenize_splits", no_second_tokenization)
     reloaded = load_raw(XNLI, smoke_assets_root / "smoke-data", languages=LANGS)  # same content, new objects
     assert tokenize_cached(reloaded, XNLI, smoke_model_dir, 32, tmp_path) == path
     with pytest.raises(AssertionError, match="tokenised again"):  # another max_length is another cache
@@ -354,7 +354,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 def test_smoke_builders_are_deterministic_and_cached(smoke_assets_root, tmp_path):
     """A second build in another process (other str-hash seed) gives byte-identical files."""
     script = (
-        "import sys; from trainables.smoke_assets import build_smoke_data, build_smoke_model; "
+        "import sys; from smoke import build_smoke_data, build_smoke_model; "
         "from trainables.tasks import XNLI, PAWSX; "
         "[build_smoke_data(task, sys.argv[1]) for task in (XNLI, PAWSX)]; build_smoke_model(sys.argv[1])"
     )

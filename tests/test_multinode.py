@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.test_sweep_smoke import env, runs_of, sweep_command
@@ -182,6 +183,9 @@ def test_sweep_refuses_node_local_storage_with_one_line_before_writing(cluster, 
     assert not (private / "sweeps").exists() or not any((private / "sweeps").iterdir())  # no sweep started
 
 
+STAGES = ("search", "search-seed", "confirm")
+
+
 def _optuna_trials(sweep_root: Path) -> dict[int, tuple[str, float | None, dict]]:
     import optuna
 
@@ -192,13 +196,16 @@ def _optuna_trials(sweep_root: Path) -> dict[int, tuple[str, float | None, dict]
 
 
 def test_driver_killed_mid_search_resumes_and_a_diverged_seed_is_reported_missing(cluster, tmp_path):
-    """SIGKILL the sweep driver once a search trial has finished (no Ctrl-C handler runs); --resume finishes
-    the sweep in the same parent run, without rerunning a finished trial and with the Optuna history intact.
-    Seed 3's loss is made NaN (fault injection): its confirm run fails with the reason, the sweep goes on,
-    and the table reports the missing seed."""
+    """A search over two seeds per trial (--search-seeds 2: 2 trials x 2 seed runs, spread over the nodes).
+    SIGKILL the sweep driver once a search trial has finished (no Ctrl-C handler runs); --resume finishes
+    the sweep in the same parent run, without rerunning a finished trial or seed run and with the Optuna
+    history intact; Optuna holds each trial's mean over its seed runs. Seed 3's loss is made NaN (fault
+    injection): its confirm run fails with the reason, the sweep goes on, and the table reports the missing
+    seed."""
     cluster, _private = cluster
     args = ("baseline_xnli", "--profile", "smoke", "--num-samples", "2", "--arms", "baseline", "--seeds", "1,3",
-            "--set", "max_steps=20", "--address", cluster.address, "--storage", str(tmp_path / "sweeps"))
+            "--search-seeds", "2", "--set", "max_steps=20", "--address", cluster.address,
+            "--storage", str(tmp_path / "sweeps"))
     run_env = {**client_env(cluster), faults.NAN_LOSS: "3:5"}
     proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, env=run_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -210,9 +217,9 @@ def test_driver_killed_mid_search_resumes_and_a_diverged_seed_is_reported_missin
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
-    _, (parent,), children = runs_of(tmp_path, "baseline_xnli")
+    _, (parent,), children = runs_of(tmp_path, "baseline_xnli", stages=STAGES)
     finished = {c.info.run_id: c.info.end_time for c in children if c.info.status == "FINISHED"}
-    assert len(finished) >= 1 and all(c.data.tags["stage"] == "search" for c in children)
+    assert len(finished) >= 3 and {c.data.tags["stage"] for c in children} <= {"search", "search-seed"}
     history = _optuna_trials(tmp_path / "sweeps")
     complete = {n: t for n, t in history.items() if t[0] == "COMPLETE"}
     assert complete
@@ -220,17 +227,31 @@ def test_driver_killed_mid_search_resumes_and_a_diverged_seed_is_reported_missin
     done = subprocess.run(sweep_command(*args, "--resume"), cwd=tmp_path, env=run_env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    _, parents, children = runs_of(tmp_path, "baseline_xnli")
+    _, parents, children = runs_of(tmp_path, "baseline_xnli", stages=STAGES)
     assert [p.info.run_id for p in parents] == [parent.info.run_id] and parents[0].info.status == "FINISHED"
     search = [c for c in children if c.data.tags["stage"] == "search"]
     assert len(search) == 2 and len({c.data.tags["trial_id"] for c in search}) == 2
-    assert all(c.info.status == "FINISHED" for c in search)
-    for run in search:  # a run that had finished was not run again
+    assert all(c.info.status == "FINISHED" and c.data.tags["seed"] == "9001,9002" for c in search)
+    seed_runs = [c for c in children if c.data.tags["stage"] == "search-seed"]
+    assert len(seed_runs) == 4 and all(c.info.status == "FINISHED" for c in seed_runs)
+    for run in search + seed_runs:  # a run that had finished was not run again
         if run.info.run_id in finished:
             assert run.info.end_time == finished[run.info.run_id]
     after = _optuna_trials(tmp_path / "sweeps")
     assert len(after) == 2 and all(state == "COMPLETE" for state, _, _ in after.values())
     assert {n: after[n] for n in complete} == complete  # the history before the kill is unchanged
+    # Each trial's seed runs are nested under its run; Optuna's value is the mean of their dev scores.
+    values = sorted(value for _, value, _ in after.values())
+    means = []
+    for trial in search:
+        seeds = [c for c in seed_runs if c.data.tags["mlflow.parentRunId"] == trial.info.run_id]
+        assert sorted(c.data.params["seed"] for c in seeds) == ["9001", "9002"]
+        dev = [c.data.metrics["dev_acc"] for c in seeds]
+        assert trial.data.metrics["dev_acc"] == pytest.approx(np.mean(dev))
+        assert trial.data.metrics["dev_acc_std"] == pytest.approx(np.std(dev, ddof=1))
+        assert trial.data.metrics["search_seeds"] == 2
+        means.append(np.mean(dev))
+    assert values == pytest.approx(sorted(means))
 
     confirm = {int(c.data.tags["seed"]): c for c in children if c.data.tags["stage"] == "confirm"}
     assert sorted(confirm) == [1, 3]

@@ -34,7 +34,7 @@ from orchestrator.report import (
     write_reports,
 )
 from orchestrator.results import CKA_FILES, CKA_LABEL, collect_confirm_results, report_results
-from orchestrator.stats import AVG, AVG_EN, Cell, Summary, summarize
+from orchestrator.stats import AVG, AVG_EN, BETTER, Cell, Summary, summarize
 from orchestrator.tracking import PARENT_TAG, SweepTracker
 from trainables.tasks import TaskSpec
 
@@ -54,6 +54,8 @@ def cell(mean, std, n, *, best=False, significant=False, p=None) -> Cell:
         mean_diff=0.01 if tested else None,
         significant=significant,
         best=best,
+        p_adjusted=p,
+        direction=BETTER if significant else "",
     )
 
 
@@ -77,8 +79,12 @@ EXPECTED = {
 }
 
 LEGEND = [
-    "accuracy (%): mean ± std over 5 seeds (seeds: 1, 2, 3, 4, 5); † paired t-test vs base p <= 0.05; bold = best",
+    "accuracy (%): mean ± std over 5 seeds (seeds: 1, 2, 3, 4, 5); bold = best",
+    "† significantly better, ▼ significantly worse than base: paired t-test over seeds, p adjusted (Holm, over each "
+    "arm's 4 columns) <= 0.05; differences to base with 95% t intervals in results.html and ttest.csv",
     "avg = macro average over the target languages (without en); avg+en = macro average over all languages",
+    # en and de are the language columns; salt is significantly better (†) on both
+    "vs base (Holm): salt better on 2, worse on 0 of 2 languages",
     "missing seeds: salt: 4; ghost: 1, 2, 3, 4, 5",
 ]
 
@@ -164,12 +170,11 @@ def test_legend_lines(summary: Summary) -> None:
 
 def test_legend_without_missing_seeds() -> None:
     lines = legend_lines(computed_summary())
-    assert lines[0] == (
-        "accuracy (%): mean ± std over 3 seeds (seeds: 1, 2, 3); † paired t-test vs base p <= 0.05; bold = best"
-    )
+    assert lines[0] == "accuracy (%): mean ± std over 3 seeds (seeds: 1, 2, 3); bold = best"
+    assert lines[1].startswith("† significantly better, ▼ significantly worse than base: paired t-test over seeds")
     assert lines[-1] == "missing seeds: salt: 3"
     complete = Summary(["a"], ["en"], "a", 0.05, {("a", "en"): cell(0.5, 0.1, 2)}, [1, 2], "en", {"a": [1, 2]})
-    assert len(legend_lines(complete)) == 2
+    assert len(legend_lines(complete)) == 3  # cell, marks, averages
 
 
 def test_markdown_escapes_pipes_in_arm_names() -> None:
@@ -182,7 +187,7 @@ def test_text_has_plain_title_table_and_legend(summary: Summary) -> None:
     lines = text.splitlines()
     assert lines[:2] == ["XNLI", "===="]
     assert markdown_rows(text) == markdown_rows(render_markdown(summary))
-    assert lines[-3:] == LEGEND
+    assert lines[-len(LEGEND):] == LEGEND
     # aligned: every table line has the same width
     assert len({len(line) for line in lines if line.startswith("|")}) == 1
 
@@ -197,14 +202,17 @@ def test_html_is_standalone_with_bold_best_and_dagger(summary: Summary) -> None:
     assert '<meta charset="utf-8">' in page
     assert "<h1>XNLI</h1>" in page
     assert "<th>avg+en</th>" in page
-    assert "<td><b>81.5 ± 0.5</b>†</td>" in page
-    assert "<td><b>73.4 ± 0.5</b></td>" in page
-    assert "<td>70.0 ± 1.2† (n=4)</td>" in page
+    # a tested cell: its paired difference to the baseline on a second line (mean_diff 0.01 -> +1.0 points),
+    # p and adjusted p in the tooltip
+    assert ('<td title="+1.0 points vs base; p = 0.01, p adjusted (Holm) = 0.01"><b>81.5 ± 0.5</b>†'
+            '<span class="diff">+1.0</span></td>') in page
+    assert "<td><b>73.4 ± 0.5</b></td>" in page  # the baseline: no difference line
+    assert '>70.0 ± 1.2† (n=4)<span class="diff">+1.0</span></td>' in page
     assert "<td>–</td>" in page
     assert "**" not in page
     for line in LEGEND:  # escaped: "p <= 0.05" becomes "p &lt;= 0.05"
         assert f'<p class="legend">{html.escape(line)}</p>' in page
-    assert "p &lt;= 0.05" in page
+    assert "&lt;= 0.05" in page  # escaped
 
 
 def test_html_escapes_text(summary: Summary) -> None:
@@ -322,9 +330,8 @@ def test_cka_table_and_legend_without_baseline() -> None:
 
 def test_cka_legend_with_baseline() -> None:
     lines = legend_lines(cka_summary("frozen"), metric_label=CKA_LABEL, value_format=FRACTION)
-    assert lines[0] == (
-        f"{CKA_LABEL}; mean ± std over 2 seeds (seeds: 1, 2); † paired t-test vs frozen p <= 0.05; bold = best"
-    )
+    assert lines[0] == f"{CKA_LABEL}; mean ± std over 2 seeds (seeds: 1, 2); bold = best"
+    assert lines[1].startswith("† significantly better, ▼ significantly worse than frozen")
 
 
 def test_write_reports_with_other_file_names_does_not_clobber(summary: Summary, tmp_path: Path) -> None:
@@ -360,7 +367,8 @@ ACCURACY = {  # (en, de, fr) per seed 1, 2, for every arm
 CKA = {"xmixup": ((0.80, 0.70), (0.82, 0.76)), "frozen": ((0.78, 0.70), (0.80, 0.72))}  # (de, fr), cka_summary's
 
 
-def sweep_with_runs(tmp_path: Path, cka: dict, *, failed_cka: bool = False) -> SweepTracker:
+def sweep_with_runs(tmp_path: Path, cka: dict, *, failed_cka: bool = False,
+                    at_chance: tuple[tuple[str, int], ...] = ()) -> SweepTracker:
     """A parent run with finished confirm children logging test_acc_* (and cka_* for ``cka``'s arms)."""
     tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "xmixup_toy")
     tracker.open_parent(None, name="sweep", tags={"stage": "sweep"})
@@ -376,6 +384,8 @@ def sweep_with_runs(tmp_path: Path, cka: dict, *, failed_cka: bool = False) -> S
             metrics = {f"test_acc_{lang}": v for lang, v in zip(TOY.languages, values)}
             if arm in cka:
                 metrics.update({f"cka_{lang}": v for lang, v in zip(("de", "fr"), cka[arm][seed - 1])})
+            if (arm, seed) in at_chance:  # what the loop reports for a run that never selected above chance
+                metrics.update({"selection_at_chance": 1.0, "selection_chance": 0.5})
             child(arm, seed, metrics)
     if failed_cka:  # a failed run's CKA must not count
         child("xmixup", 3, {"test_acc_de": 0.5, "cka_de": 0.9, "cka_fr": 0.9}, status="FAILED")
@@ -409,10 +419,10 @@ def test_report_results_adds_cka_tables_when_runs_logged_cka(tmp_path: Path, mon
     assert pd.read_csv(out_dir / "cka_ttest.csv").empty
     artifacts, metrics = parent_outputs(tracker)
     assert artifacts == sorted([*REPORT_FILES, *CKA_FILES])
-    assert metrics["xmixup.cka_avg"] == pytest.approx(0.77, abs=1e-12)  # (.75 + .79) / 2
-    assert metrics["frozen.cka_avg"] == pytest.approx(0.75, abs=1e-12)  # (.74 + .76) / 2
-    assert "baseline.cka_avg" not in metrics
-    assert metrics["xmixup.test_acc_avg"] == pytest.approx(0.70, abs=1e-12)  # (.70 + .70) / 2
+    assert metrics["xmixup.cka_avg.mean"] == pytest.approx(0.77, abs=1e-12)  # (.75 + .79) / 2
+    assert metrics["frozen.cka_avg.mean"] == pytest.approx(0.75, abs=1e-12)  # (.74 + .76) / 2
+    assert "baseline.cka_avg.mean" not in metrics
+    assert metrics["xmixup.test_acc_avg.mean"] == pytest.approx(0.70, abs=1e-12)  # (.70 + .70) / 2
 
 
 def test_report_results_tests_cka_against_a_baseline_that_has_it(tmp_path: Path, monkeypatch) -> None:
@@ -421,13 +431,14 @@ def test_report_results_tests_cka_against_a_baseline_that_has_it(tmp_path: Path,
     text = report_results(collect_confirm_results(tracker, TOY), tracker, XMIXUP, TOY, [1, 2], tmp_path / "out")
     cka_text = text[len(accuracy_text(tracker)) + 1:]
     assert [row[0] for row in markdown_rows(cka_text)[2:]] == ["baseline", "xmixup", "frozen"]
-    assert "† paired t-test vs baseline p <= 0.05" in cka_text.splitlines()[-2]
+    assert any(line.startswith("† significantly better, ▼ significantly worse than baseline")
+               for line in cka_text.splitlines())
     ttests = pd.read_csv(tmp_path / "out" / "cka_ttest.csv")
     assert len(ttests) == 2 * 3 and set(ttests["baseline"]) == {"baseline"}
     # xmixup de vs baseline: d = .20 .19 -> mean .195, paired on both seeds
     row = ttests[(ttests["arm"] == "xmixup") & (ttests["column"] == "de")].iloc[0]
     assert (row["n_pairs"], row["mean_diff"]) == (2, pytest.approx(0.195, abs=1e-12))
-    assert parent_outputs(tracker)[1]["baseline.cka_avg"] == pytest.approx(0.5625, abs=1e-12)  # (.55 + .575) / 2
+    assert parent_outputs(tracker)[1]["baseline.cka_avg.mean"] == pytest.approx(0.5625, abs=1e-12)  # (.55 + .575) / 2
 
 
 def test_report_results_without_cka_is_unchanged(tmp_path: Path, monkeypatch) -> None:
@@ -441,3 +452,14 @@ def test_report_results_without_cka_is_unchanged(tmp_path: Path, monkeypatch) ->
     assert artifacts == sorted(REPORT_FILES)
     assert not [name for name in metrics if "cka" in name]
     assert collect_confirm_results(tracker, TOY, metric="cka").empty
+
+
+def test_runs_whose_selection_stayed_at_chance_are_marked(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tracker = sweep_with_runs(tmp_path, {}, at_chance=(("frozen", 2),))
+    text = report_results(collect_confirm_results(tracker, TOY), tracker, XMIXUP, TOY, [1, 2], tmp_path / "out")
+    arms = [row[0] for row in markdown_rows(text)[2:]]
+    assert arms == ["baseline", "xmixup", "frozen ⚠"]
+    assert ("⚠ selection metric at chance (never above the dev set's constant-prediction score): the kept "
+            "checkpoint is arbitrary; frozen: seed 2") in text.splitlines()
+    assert "frozen ⚠" in (tmp_path / "out" / "results.html").read_text()

@@ -10,11 +10,11 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from trainables.data import load_raw, load_tokenized, make_collator
-from trainables.salt.codeswitch import Candidates, code_switched_copies, switch_tokens
-from trainables.salt.mixup import EmbeddingMixup
-from trainables.salt.scan import CandidateScanner, ScanPlan, scan_in_process, top_candidates
-from trainables.salt.vocab import WordLists, WordListsUnavailable, choose_languages, language_vocab
-from trainables.smoke_assets import build_smoke_data, build_smoke_wordlists
+from trainables.methods.salt.codeswitch import Candidates, code_switched_copies, switch_tokens, with_original
+from trainables.methods.salt.mixup import EmbeddingMixup
+from trainables.methods.salt.scan import CandidateScanner, ScanPlan, scan_in_process, top_candidates
+from trainables.methods.salt.vocab import WordLists, WordListsUnavailable, choose_languages, language_vocab
+from smoke import build_smoke_data, build_smoke_wordlists
 from trainables.tasks import get_task
 
 
@@ -67,7 +67,7 @@ def test_top_candidates_restrict_to_the_language_and_use_whole_vocabulary_probab
     original = torch.tensor([3, 2])
     lang_ids = torch.tensor([1, 2, 4])
     fold = torch.tensor([0, 1, 2, 2, 3, 4])  # tokens 2 and 3 fold together
-    cand, prob = top_candidates(log_probs, original, lang_ids, fold, top_k=2)
+    cand, prob, original_prob = top_candidates(log_probs, original, lang_ids, fold, top_k=2)
     # Position 0: the original (3) and its case variant (2) are excluded: best 1 then 4.
     assert cand[0].tolist() == [1, 4]
     expected = np.exp(np.array([2.0, 0.5])) / np.exp(logits[0].numpy()).sum()  # not renormalised
@@ -75,6 +75,12 @@ def test_top_candidates_restrict_to_the_language_and_use_whole_vocabulary_probab
     # Position 1: the original is 2 (excluded), so 4 then 1.
     assert cand[1].tolist() == [4, 1]
     assert prob[1, 0].item() == pytest.approx(math.exp(2.0) / np.exp(logits[1].numpy()).sum(), rel=1e-5)
+    # The original word as a token of the language: position 0's 3 is not one, its case variant 2 is (e^1 / Z);
+    # position 1's 2 is one (e^4 / Z), more probable than the best other candidate (e^2 / Z).
+    assert original_prob.numpy() == pytest.approx([math.exp(1.0) / np.exp(logits[0].numpy()).sum(),
+                                                   math.exp(4.0) / np.exp(logits[1].numpy()).sum()], rel=1e-5)
+    no_variant = top_candidates(log_probs, torch.tensor([0, 5]), lang_ids, fold, top_k=1)[2]
+    assert no_variant.tolist() == [0.0, 0.0]  # tokens 0 and 5 are no tokens of the language
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +175,8 @@ def test_code_switched_copies_keep_labels_and_source_ids(xnli_tokenized):
     cand["fr"][2, 0], prob["fr"][2, 0] = 8, 1e-9  # below any threshold used here
     cand["en"][1, 0], prob["en"][1, 0] = 9, 1e-2
     candidates = Candidates(offsets, flat, cand, prob)
-    data, rates = code_switched_copies(train, candidates, {"en": 1e-3, "fr": 1e-7})
+    data, rates = code_switched_copies(train, candidates, {"en": 1e-3, "fr": 1e-7}, keep_original=True,
+                                       candidate_rule="exclude-original")
     assert len(data) == 9  # originals + one copy per language
     assert list(data["labels"]) == list(train["labels"]) * 3
     assert list(data["source_input_ids"]) == ids * 3
@@ -177,11 +184,103 @@ def test_code_switched_copies_keep_labels_and_source_ids(xnli_tokenized):
     assert data["input_ids"][3][1] == 9 and data["input_ids"][3][2:] == ids[0][2:]
     assert data["input_ids"][6][1] == 7 and data["input_ids"][6][2] == ids[0][2]
     assert rates == {"en": 1.0, "fr": 0.5}
-    without, _ = code_switched_copies(train, candidates, {"fr": 1e-7}, keep_original=False)
+    without, _ = code_switched_copies(train, candidates, {"fr": 1e-7}, keep_original=False,
+                                      candidate_rule="exclude-original")
     assert len(without) == 3
     other = Candidates(offsets, flat + 1, cand, prob)
     with pytest.raises(ValueError, match="other training data"):
-        code_switched_copies(train, other, {"fr": 1e-7})
+        code_switched_copies(train, other, {"fr": 1e-7}, keep_original=False, candidate_rule="paper")
+
+
+def test_the_paper_rule_keeps_a_word_whose_best_token_in_the_language_is_the_word_itself():
+    """Hand-made: 4 substitutable positions, k = 2. The original word's probability as a French token
+    (``orig``) against the best other French token (``prob[:, 0]``), threshold 1e-7."""
+    ids = np.array([10, 11, 12, 13])
+    cand = np.array([[20, 30], [21, 31], [22, 32], [-1, -1]])
+    prob = np.array([[1e-3, 1e-4], [1e-3, 1e-6], [1e-6, 1e-8], [0, 0]])
+    orig = np.array([0.5, 1e-5, 0.0, 0.0])  # position 0: "shared" word; 1: a better other token; 2: not French
+    merged, merged_prob = with_original(ids, cand, prob, orig)
+    assert merged.tolist() == [[10, 20], [21, 11], [22, 32], [-1, -1]]  # the original at its rank, k kept
+    assert merged_prob[:, 0].tolist() == pytest.approx([0.5, 1e-3, 1e-6, 0.0])
+    new, substituted = switch_tokens(ids, merged, merged_prob, 1e-7)
+    assert new.tolist() == [10, 21, 22, 13] and substituted.tolist() == [False, True, True, False]
+    # The rule before (the original excluded) forces the second best, 20, at position 0.
+    assert switch_tokens(ids, cand, prob, 1e-7)[0].tolist() == [20, 21, 22, 13]
+    # Sampling draws among the passing candidates of the paper's list: at position 0 the word itself or 20.
+    draws = {tuple(switch_tokens(ids, merged, merged_prob, 1e-7, pick="sample", rng=np.random.default_rng(s))[0])
+             for s in range(40)}
+    assert {d[0] for d in draws} == {10, 20} and {d[1] for d in draws} == {21, 11}
+
+
+def test_the_candidate_rule_applies_to_target_languages_and_english_synonyms_exclude_the_word():
+    """Through ``code_switched_copies``: one example, the same hand-made scores for en and fr."""
+    import datasets
+
+    ids = np.array([2, 10, 11, 3], dtype=np.int32)
+    train = datasets.Dataset.from_dict({"input_ids": [ids.tolist()], "labels": [1]})
+    cand = np.array([[-1], [20], [21], [-1]], dtype=np.int32)
+    prob = np.array([[0], [1e-3], [1e-3], [0]], dtype=np.float32)
+    orig = np.array([0, 0.9, 1e-4, 0], dtype=np.float32)  # the word "10" wins over 20; 21 wins over "11"
+    candidates = Candidates(np.array([0, 4]), ids, {"en": cand, "fr": cand}, {"en": prob, "fr": prob},
+                            {"en": orig, "fr": orig})
+    data, rates = code_switched_copies(train, candidates, {"en": 1e-7, "fr": 1e-7}, keep_original=False,
+                                       candidate_rule="paper")
+    assert data["input_ids"] == [[2, 20, 21, 3], [2, 10, 21, 3]]  # en: synonyms exclude the word; fr: the paper
+    assert rates == {"en": 1.0, "fr": 0.5}
+    data, rates = code_switched_copies(train, candidates, {"en": 1e-7, "fr": 1e-7}, keep_original=False,
+                                       candidate_rule="exclude-original")
+    assert data["input_ids"] == [[2, 20, 21, 3], [2, 20, 21, 3]] and rates == {"en": 1.0, "fr": 1.0}
+
+
+def _write_candidates(candidates: Candidates, where) -> str:
+    """``candidates`` in the scan's Parquet format (what ``load_candidates`` reads)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = range(len(candidates))
+    span = [slice(candidates.offsets[i], candidates.offsets[i + 1]) for i in rows]
+    table = {"row": pa.array(list(rows), type=pa.int64()),
+             "input_ids": pa.array([candidates.input_ids[s].tolist() for s in span], type=pa.list_(pa.int32()))}
+    for lang in candidates.languages:
+        table[f"cand_{lang}"] = pa.array([candidates.cand[lang][s].reshape(-1).tolist() for s in span],
+                                         type=pa.list_(pa.int32()))
+        table[f"prob_{lang}"] = pa.array([candidates.prob[lang][s].reshape(-1).tolist() for s in span],
+                                         type=pa.list_(pa.float32()))
+        table[f"orig_{lang}"] = pa.array([candidates.original[lang][s].tolist() for s in span],
+                                         type=pa.list_(pa.float32()))
+    where.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(table), where / "part-00000.parquet")
+    return str(where)
+
+
+def test_salt_trains_on_the_copies_only_unless_keep_original(xnli_tokenized, smoke_model, tmp_path):
+    """The method's own defaults (``Params``): one copy per language, no original (Robust-XLT's perturb.py)."""
+    from trainables.config import TrainConfig
+    from trainables.methods.salt.method import Params, Salt
+
+    assert Params().keep_original is False and Params().candidate_rule == "paper"
+    data = load_tokenized(xnli_tokenized)
+    train = data["train_en"]
+    n, originals, labels = len(train), list(train["input_ids"]), list(train["labels"])
+    flat = np.concatenate([np.asarray(x, dtype=np.int32) for x in originals])
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in originals])])
+    cand = np.full((len(flat), 1), -1, dtype=np.int32)
+    cand[offsets[:-1] + 1, 0] = 7  # the first word of every example has one candidate, 7
+    prob = np.where(cand >= 0, 1e-2, 0).astype(np.float32)
+    orig = np.zeros(len(flat), dtype=np.float32)
+    path = _write_candidates(Candidates(offsets, flat, {"en": cand, "fr": cand, "de": cand},
+                                        {"en": prob, "fr": prob, "de": prob}, {"en": orig, "fr": orig, "de": orig}),
+                             tmp_path / "scan")
+    cfg = TrainConfig(task="xnli", method="salt", model=smoke_model, tokenized_path=xnli_tokenized,
+                      method_params={"candidates_path": path, "languages": ["fr", "de"]})
+    salt = Salt(cfg, get_task("xnli"))
+    copies = salt.train_dataset(data)
+    assert len(copies) == 3 * n  # en, fr, de: a copy each, no original
+    first_words = [ids[1] for ids in copies["input_ids"]]
+    assert set(first_words) == {7} and all(ids[1] != 7 for ids in originals)  # every row is a switched copy
+    assert list(copies["source_input_ids"]) == originals * 3 and list(copies["labels"]) == labels * 3
+    kept = Salt(cfg.replace(keep_original=True), get_task("xnli")).train_dataset(data)
+    assert len(kept) == 4 * n and list(kept["input_ids"])[:n] == originals  # the originals first
 
 
 def test_collator_pads_source_ids_like_input_ids(smoke_model):

@@ -35,12 +35,29 @@ def _cache_files(tmp_path: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_salt_sweep_scans_once_and_compares_every_arm_on_the_same_seeds(tmp_path):
-    first = _run(tmp_path, "--seeds", "1,2", "--num-samples", "1", "--set", "num_train_epochs=1", "--arms", ",".join(ARMS))
+    """With --tune-baseline: a second search gives the baseline the method's budget, its best runs as
+    baseline_tuned beside the paper baseline, and SALT is tested against it. With --generalized-xnli (off in
+    the smoke profile by default): every confirm run also scores the 225 cross-language pairs, and the parent
+    holds the 15 x 15 tables."""
+    first = _run(tmp_path, "--seeds", "1,2", "--num-samples", "1", "--set", "num_train_epochs=1", "--arms", ",".join(ARMS),
+                 "--tune-baseline", "--generalized-xnli")
     assert "[salt] scanning 1200 training examples" in first.stdout
     assert "salt_xnli: test accuracy per language" in first.stdout
+    assert "[search-baseline] 1 trials of the baseline (--tune-baseline)" in first.stdout
+    assert "baseline: baseline_tuned is tuned with the same search budget as the method; the marks test against " \
+           "it (baseline is the untuned paper setting)" in first.stdout
     client, parents, children = runs_of(tmp_path, "salt_xnli")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
+    _, _, everything = runs_of(tmp_path, "salt_xnli", stages=("search", "search-baseline", "confirm"))
+    searches = [c for c in everything if c.data.tags["stage"] in ("search", "search-baseline")]
+    assert Counter(c.data.tags["stage"] for c in searches) == {"search": 1, "search-baseline": 1}
+    assert {c.data.params["method"] for c in searches if c.data.tags["stage"] == "search-baseline"} == {"baseline"}
+    assert {c.data.params["seed"] for c in searches} == {"9001"}  # not a confirm seed
+    tuned_lr = float(parent.data.params["best_baseline.learning_rate"])
+    tuned_runs = [c for c in children if c.data.tags.get("arm") == "baseline_tuned"]
+    assert sorted(c.data.tags["seed"] for c in tuned_runs) == ["1", "2"]
+    assert all(float(c.data.params["learning_rate"]) == pytest.approx(tuned_lr) for c in tuned_runs)
     assert parent.data.tags["augment.cache"] == "miss"
     key = parent.data.params["augment.cache_key"]
     languages = parent.data.params["salt.languages"].split(",")
@@ -48,7 +65,8 @@ def test_salt_sweep_scans_once_and_compares_every_arm_on_the_same_seeds(tmp_path
 
     confirm = [c for c in children if c.data.tags["stage"] == "confirm"]
     assert Counter((c.data.tags["arm"], c.data.tags["seed"]) for c in confirm) == {
-        (arm, seed): 1 for arm in ARMS for seed in ("1", "2")}
+        (arm, seed): 1 for arm in (*ARMS, "baseline_tuned") for seed in ("1", "2")}
+    confirm = [c for c in confirm if c.data.tags["arm"] != "baseline_tuned"]
     for run in confirm:
         rates = {k for k in run.data.metrics if k.startswith("salt_sub_rate_")}
         arm = run.data.tags["arm"]
@@ -65,13 +83,16 @@ def test_salt_sweep_scans_once_and_compares_every_arm_on_the_same_seeds(tmp_path
     # Table and t-tests: every arm against the baseline, on the paired seeds.
     task = get_task("xnli")
     table = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "results.csv", str(tmp_path))))
-    assert set(table.arm) == set(ARMS) and set(table[table.column == "avg"].n) == {2}
+    assert set(table.arm) == {*ARMS, "baseline_tuned"} and set(table[table.column == "avg"].n) == {2}
     for arm in ARMS:
         values = [c.data.metrics["test_acc_avg"] for c in confirm if c.data.tags["arm"] == arm]
         assert table[(table.arm == arm) & (table.column == "avg")].iloc[0]["mean"] == pytest.approx(np.mean(values))
     ttest = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "ttest.csv", str(tmp_path))))
-    assert set(ttest.arm) == set(ARMS) - {"baseline"} and set(ttest.baseline) == {"baseline"}
-    assert len(ttest) == (len(ARMS) - 1) * (len(task.languages) + 2)
+    # every other arm, the paper baseline too, against the tuned baseline
+    assert set(ttest.arm) == set(ARMS) and set(ttest.baseline) == {"baseline_tuned"}
+    assert len(ttest) == len(ARMS) * (len(task.languages) + 2)
+    _check_generalized(client, parent, [c for c in children if c.data.tags["stage"] == "confirm"], searches, task,
+                       tmp_path, first.stdout)
 
     # A second sweep with other thresholds reads the same scan: no MLM pass, files untouched.
     before = _cache_files(tmp_path)
@@ -89,16 +110,49 @@ def test_salt_sweep_scans_once_and_compares_every_arm_on_the_same_seeds(tmp_path
     assert float(searched[0].data.params["method.threshold_en"]) == pytest.approx(8.5e-4)
 
 
+def _check_generalized(client, parent, confirm, searches, task, tmp_path: Path, stdout: str) -> None:
+    """Each confirm run's 225 accuracies (diagonal = its test accuracies) and averages; the parent's tables."""
+    languages = list(task.languages)
+    assert "salt_xnli: generalized XNLI, overall average of 225 pairs" in stdout
+    assert not any(k.startswith("gen_") for run in searches for k in run.data.metrics)  # confirm runs only
+    for run in confirm:
+        metrics = run.data.metrics
+        folder = tmp_path / "generalized" / run.info.run_id
+        folder.mkdir(parents=True)
+        matrix = pd.read_csv(client.download_artifacts(run.info.run_id, "generalized/generalized_xnli.csv",
+                                                       str(folder))).set_index("premise")
+        assert list(matrix.index) == languages and list(matrix.columns) == languages
+        for lang in languages:
+            assert matrix.loc[lang, lang] == pytest.approx(metrics[f"test_acc_{lang}"], abs=1e-9)
+            assert metrics[f"gen_acc_premise_{lang}"] == pytest.approx(matrix.loc[lang].mean(), abs=1e-9)
+            assert metrics[f"gen_acc_hypothesis_{lang}"] == pytest.approx(matrix[lang].mean(), abs=1e-9)
+        assert metrics["gen_acc_avg"] == pytest.approx(matrix.to_numpy().mean(), abs=1e-9)
+        assert not [k for k in metrics if k.startswith("gen_pair_acc_")]  # the cells live in the artifact only
+    table = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "generalized.csv", str(tmp_path))))
+    arms = sorted({run.data.tags["arm"] for run in confirm})
+    for arm in arms:
+        cells = table[table.arm == arm]
+        assert len(cells) == 16 * 16 and set(cells.n) == {2}  # 225 pairs, 15 + 15 averages and the corner
+        overall = [run.data.metrics["gen_acc_avg"] for run in confirm if run.data.tags["arm"] == arm]
+        corner = cells[(cells.premise == "avg") & (cells.hypothesis == "avg")].iloc[0]["mean"]
+        assert corner == pytest.approx(np.mean(overall), abs=1e-9)
+        assert parent.data.metrics[f"{arm}.gen_acc_avg.mean"] == pytest.approx(corner, abs=1e-9)
+    markdown = Path(client.download_artifacts(parent.info.run_id, "generalized.md", str(tmp_path))).read_text()
+    assert all(f"### {arm}\n" in markdown for arm in arms)
+    ttest = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "generalized_ttest.csv", str(tmp_path))))
+    assert set(ttest.arm) == set(ARMS) and set(ttest.baseline) == {"baseline_tuned"} and set(ttest.n_pairs) == {2}
+
+
 def test_ray_data_scan_equals_the_in_process_scan(smoke_root, smoke_model, tmp_path):
     """The distributed pipeline (actors, repartitioned blocks, Parquet) changes nothing in the candidates."""
     import ray
     from transformers import AutoTokenizer
 
     from trainables.data import load_raw
-    from trainables.salt.codeswitch import load_candidates
-    from trainables.salt.scan import ScanPlan, scan_in_process, scan_with_ray_data
-    from trainables.salt.vocab import WordLists, language_vocab
-    from trainables.smoke_assets import build_smoke_data, build_smoke_wordlists
+    from trainables.methods.salt.codeswitch import load_candidates
+    from trainables.methods.salt.scan import ScanPlan, scan_in_process, scan_with_ray_data
+    from trainables.methods.salt.vocab import WordLists, language_vocab
+    from smoke import build_smoke_data, build_smoke_wordlists
 
     task = get_task("pawsx")
     lists = WordLists(str(build_smoke_wordlists(smoke_root)))
@@ -122,3 +176,5 @@ def test_ray_data_scan_equals_the_in_process_scan(smoke_root, smoke_model, tmp_p
                               distributed.cand[lang].reshape(-1))
         np.testing.assert_allclose(np.concatenate(local.column(f"prob_{lang}").to_numpy(zero_copy_only=False)),
                                    distributed.prob[lang].reshape(-1), rtol=1e-4)
+        np.testing.assert_allclose(np.concatenate(local.column(f"orig_{lang}").to_numpy(zero_copy_only=False)),
+                                   distributed.original[lang], rtol=1e-4)

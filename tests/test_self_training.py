@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from datasets import DatasetDict
 
@@ -19,10 +20,10 @@ from trainables.config import TrainConfig
 from trainables.data import load_raw, load_tokenized, load_unlabelled, tokenize_cached
 from trainables.checkpoints import FolderStore
 from trainables.loop import train_and_evaluate
-from trainables.self_training.losses import IGNORE
-from trainables.self_training.pseudo_labels import label_in_process
-from trainables.self_training.recipe import PhaseResult, run_self_training
-from trainables.smoke_assets import build_smoke_data, build_smoke_model
+from trainables.methods.self_training.losses import IGNORE
+from trainables.methods.self_training.pseudo_labels import label_in_process
+from trainables.methods.self_training.recipe import PhaseResult, run_self_training
+from smoke import build_smoke_data, build_smoke_model
 from trainables.tasks import get_task
 
 
@@ -57,7 +58,6 @@ class InProcess:
 
 
 def _config(model_dir: str, tokenized: str, task_name: str, **knobs) -> TrainConfig:
-    task = get_task(task_name)
     return TrainConfig(task=task_name, method="self_training", model=model_dir, tokenized_path=tokenized,
                        languages=("en", "de", "fr"), seed=1, learning_rate=1e-3, max_steps=8,
                        per_device_batch_size=32, grad_accum_steps=1, max_length=64, eval_every_steps=8,
@@ -110,12 +110,19 @@ def test_recipe_trains_teacher_then_student_on_thresholded_pseudo_labels(tmp_pat
 def test_voters_label_with_every_teacher_and_only_agreed_labels_are_kept(tmp_path):
     model_dir, tokenized = _prepared(tmp_path, "marc")
     run = InProcess(tmp_path, "marc")
-    result = run_self_training(_config(model_dir, tokenized, "marc", voting=True, voters=2, rounds=2,
-                                       confidence_threshold=0.3),
+    predictions = tmp_path / "trial" / "predictions.parquet"
+    cfg = _config(model_dir, tokenized, "marc", voting=True, voters=2, rounds=2, confidence_threshold=0.3)
+    result = run_self_training(cfg.replace(predictions_path=str(predictions)),
                                fit=run.fit, label=run.label, report=run.reports.append, work_dir=tmp_path / "pseudo")
     # Two teachers (seeds 1 and 1001); round 1 trains both students (they vote in round 2), round 2 only the trial's.
     assert [name for name, _ in run.fits] == ["teacher0", "teacher1", "round1-student0", "round1-student1",
                                               "round2-student0"]
+    # Only the last student, whose metrics are the trial's, writes the trial's test predictions.
+    assert [cfg.predictions_path for _, cfg in run.fits] == ["", "", "", "", str(predictions)]
+    rows = pd.read_parquet(predictions)
+    for lang in ("en", "de", "fr"):
+        of_lang = rows[rows["language"] == lang]
+        assert (of_lang["prediction"] == of_lang["gold"]).mean() == pytest.approx(result[f"test_acc_{lang}"], abs=1e-12)
     assert [cfg.seed for _, cfg in run.fits] == [1, 1001, 1, 1001, 1]
     assert len(run.labelled) == 2 and all(len(dirs) == 2 for dirs in run.labelled)
     assert run.labelled[1] == [str(tmp_path / "runs" / "round1-student0" / "latest"), str(tmp_path / "runs" / "round1-student1" / "latest")]

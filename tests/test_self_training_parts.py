@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.self_training.losses import IGNORE, hard_label_loss, self_training_loss, soft_label_loss
-from trainables.self_training.thresholds import threshold_for_precision
-from trainables.self_training.voting import kept_labels, required_votes, vote
+from trainables.methods.self_training.losses import IGNORE, hard_label_loss, self_training_loss, soft_label_loss
+from trainables.methods.self_training.thresholds import threshold_for_precision
+from trainables.methods.self_training.voting import kept_labels, required_votes, vote
 
 # A hand-made English dev table: confidence of each prediction and whether it was right.
 #   sorted:  0.95 ✓  0.90 ✓  0.80 ✗  0.80 ✓  0.70 ✓  0.60 ✗  0.50 ✗  0.40 ✓
@@ -42,9 +42,9 @@ def test_ties_are_kept_together_and_an_unreachable_target_keeps_nothing():
 
 
 def test_a_round_that_keeps_nothing_reports_coverage_zero_and_no_threshold():
-    from trainables.self_training.pseudo_labels import Labels
-    from trainables.self_training.recipe import round_summary
-    from trainables.self_training.thresholds import ThresholdChoice
+    from trainables.methods.self_training.pseudo_labels import Labels
+    from trainables.methods.self_training.recipe import round_summary
+    from trainables.methods.self_training.thresholds import ThresholdChoice
 
     labels = {"unlabelled_de": Labels(np.zeros((4, 2)), np.zeros(4), np.zeros(4), np.array([True, True, False, True]))}
     pool = {"unlabelled_de": [None] * 4}
@@ -116,3 +116,37 @@ def test_voting_keeps_agreed_labels_and_averages_the_distributions():
     assert required_votes("majority", 4) == 3 and required_votes("majority", 5) == 3
     with pytest.raises(ValueError):
         vote(probs, "most")
+
+
+def _label_sorted_parts(rows: int = 1000):
+    """Unlabelled parts whose file is sorted by (hidden) label: 200 rows of label 0, then 200 of 1, ..."""
+    from datasets import Dataset, DatasetDict
+
+    hidden = [row * 5 // rows for row in range(rows)]
+    part = Dataset.from_dict({"input_ids": [[101, 7, 102]] * rows, "hidden_label": hidden, "row": list(range(rows))})
+    return DatasetDict({"unlabelled_de": part, "unlabelled_fr": part})
+
+
+def test_the_pool_of_a_label_sorted_file_is_a_seeded_mixed_sample():
+    from trainables.methods.self_training.recipe import unlabelled_pool
+    from trainables.tasks import get_task
+
+    data, marc = _label_sorted_parts(), get_task("marc")
+    pool = unlabelled_pool(data, marc, ("de", "fr"), 100, seed=1)
+    de = pool["unlabelled_de"]
+    assert len(de) == 100 and len(pool["unlabelled_fr"]) == 100
+    counts = np.bincount(de["hidden_label"], minlength=5)
+    assert (counts > 0).all() and counts.max() < 40  # the file's first 100 rows would be 100 x label 0
+    # The same seed gives the same pool; another seed, or another language, another one.
+    assert unlabelled_pool(data, marc, ("de",), 100, seed=1)["unlabelled_de"]["row"] == de["row"]
+    assert unlabelled_pool(data, marc, ("de",), 100, seed=2)["unlabelled_de"]["row"] != de["row"]
+    assert pool["unlabelled_fr"]["row"] != de["row"]
+
+
+def test_a_pool_row_is_drawn_once_in_file_order_and_a_small_part_is_taken_whole():
+    from trainables.methods.self_training.recipe import pool_rows
+
+    rows = pool_rows(1000, 100, seed=7, language="de")
+    assert len(set(rows)) == 100 and rows == sorted(rows) and 0 <= rows[0] and rows[-1] < 1000
+    assert pool_rows(50, 100, seed=7, language="de") == list(range(50))
+    assert pool_rows(1000, 100, seed=7, language="de") == rows

@@ -50,6 +50,9 @@ def long_frame(values: dict[str, dict[int, tuple[float, ...]]]) -> pd.DataFrame:
 
 
 def summary_of(frame: pd.DataFrame, arms=("base", "salt"), **kwargs) -> Summary:
+    """Raw p-values (no family correction): these tests are about one paired t-test at a time;
+    tests/test_significance.py covers the correction."""
+    kwargs.setdefault("correction", "none")
     return summarize(frame, arms=list(arms), languages=LANGUAGES, baseline_arm="base", **kwargs)
 
 
@@ -334,7 +337,8 @@ def test_exact_tie_with_baseline_marks_both() -> None:
 def test_to_frame_is_long_with_one_row_per_arm_and_column(summary: Summary) -> None:
     frame = summary.to_frame()
     assert list(frame.columns) == [
-        "arm", "column", "mean", "std", "n", "t_stat", "p_value", "n_pairs", "mean_diff", "significant", "best",
+        "arm", "column", "mean", "std", "n", "t_stat", "p_value", "p_adjusted", "n_pairs", "mean_diff", "ci_low",
+        "ci_high", "mdd", "significant", "direction", "best",
     ]
     assert len(frame) == 2 * 5
     assert list(frame["arm"]) == ["base"] * 5 + ["salt"] * 5
@@ -350,7 +354,8 @@ def test_ttests_rows_for_non_baseline_arms(results: pd.DataFrame) -> None:
     summary = summary_of(results, arms=("base", "salt", "ghost"))
     tests = summary.ttests()
     assert list(tests.columns) == [
-        "arm", "baseline", "column", "n_pairs", "mean_diff", "t_stat", "p_value", "significant",
+        "arm", "baseline", "column", "n_pairs", "mean_diff", "ci_low", "ci_high", "t_stat", "p_value", "p_adjusted",
+        "correction", "significant", "direction", "mdd",
     ]
     assert len(tests) == 2 * 5
     assert set(tests["arm"]) == {"salt", "ghost"}
@@ -435,7 +440,8 @@ def test_no_baseline_tests_nothing(results: pd.DataFrame) -> None:
     tests = summary.ttests()
     assert tests.empty
     assert list(tests.columns) == [
-        "arm", "baseline", "column", "n_pairs", "mean_diff", "t_stat", "p_value", "significant",
+        "arm", "baseline", "column", "n_pairs", "mean_diff", "ci_low", "ci_high", "t_stat", "p_value", "p_adjusted",
+        "correction", "significant", "direction", "mdd",
     ]
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
+from orchestrator.bootstrap import bootstrap_tests
+from orchestrator.predictions import confirm_predictions
+from orchestrator.tracking import SweepTracker, open_client
 from trainables.tasks import get_task
 
 pytestmark = pytest.mark.slow
@@ -33,12 +35,12 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 
 
-def runs_of(workdir: Path, experiment: str):
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+def runs_of(workdir: Path, experiment: str, stages: tuple[str, ...] = ("search", "confirm")):
+    client = open_client(f"sqlite:///{workdir / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     parents = [r for r in runs if r.data.tags.get("stage") == "sweep"]
-    children = [r for r in runs if r.data.tags.get("stage") in ("search", "confirm")]
+    children = [r for r in runs if r.data.tags.get("stage") in stages]
     return client, parents, children
 
 
@@ -50,7 +52,8 @@ def _interrupt_after_first_confirm_trial(args: tuple[str, ...], workdir: Path) -
     deadline = time.monotonic() + 500
     while time.monotonic() < deadline and proc.poll() is None and not confirm_done:
         time.sleep(2)
-        if not (workdir / "mlflow.db").exists():
+        # Read the store only once the sweep has created it (its sweep.json follows its MLflow parent run).
+        if not list((workdir / "sweeps" / args[0]).glob("*/sweep.json")):
             continue
         try:
             _, _, children = runs_of(workdir, args[0])
@@ -58,7 +61,11 @@ def _interrupt_after_first_confirm_trial(args: tuple[str, ...], workdir: Path) -
             continue
         confirm_done = [(c.info.run_id, c.info.end_time) for c in children
                         if c.data.tags["stage"] == "confirm" and c.info.status == "FINISHED"]
-    assert confirm_done, "no confirm trial finished in time"
+    if not confirm_done:
+        proc.kill()
+        output, _ = proc.communicate(timeout=60)
+        raise AssertionError(f"no confirm trial finished in time (exit {proc.returncode}); the sweep printed:\n"
+                             f"{output[-6000:]}")
     search_done = [(c.info.run_id, c.info.end_time) for c in children if c.data.tags["stage"] == "search"]
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=180)
@@ -82,6 +89,18 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
     print(f"the resumed sweep took {time.monotonic() - started:.0f} s")
     assert "[search]" not in proc.stdout  # the finished stage is not run again
     assert "baseline_xnli: test accuracy per language" in proc.stdout and "baseline_tuned" in proc.stdout
+    # The legend: the marks in both directions, the correction, the search protocol, the published numbers.
+    assert "† significantly better, ▼ significantly worse than baseline: paired t-test over seeds, p adjusted " \
+           "(Holm, over each arm's 17 columns) <= 0.05" in proc.stdout
+    # the tuned arm gets a verdict; when the search kept the paper setting it is the baseline again, and says so
+    assert ("vs baseline (Holm): baseline_tuned better on " in proc.stdout
+            or "vs baseline (Holm): baseline_tuned equals baseline on every paired seed (no test)" in proc.stdout)
+    assert "baseline: baseline is the paper setting; baseline_tuned is the best setting of the search" in proc.stdout
+    assert "search: 2 Optuna TPE trials (sampler seed 0) selected on en-dev, each trained on seed 9001, which is " \
+           "not a confirm seed" in proc.stdout
+    assert "baseline_tuned - baseline: avg " in proc.stdout  # the averages' differences with their intervals
+    assert "### Published results" in proc.stdout
+    assert "this sweep ran the smoke model" in proc.stdout or "for orientation only" in proc.stdout
     assert len(list((tmp_path / "sweeps" / "baseline_xnli").glob("*/sweep.json"))) == 1
 
     task = get_task("xnli")
@@ -92,6 +111,9 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     stages = Counter(c.data.tags["stage"] for c in children)
     assert stages == {"search": 2, "confirm": 6}
+
+    # The search trains on its own seed, which is not a confirm seed.
+    assert {c.data.params["seed"] for c in children if c.data.tags["stage"] == "search"} == {"9001"}
 
     # Confirm runs: every arm on the same seeds, each once.
     confirm = [c for c in children if c.data.tags["stage"] == "confirm"]
@@ -129,6 +151,43 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
     ttest = pd.read_csv(Path(client.download_artifacts(parent.info.run_id, "ttest.csv", str(tmp_path))))
     assert set(ttest.arm) == {"baseline_tuned"} and set(ttest.baseline) == {"baseline"}
     assert len(ttest) == len(task.languages) + 2
+    # Signed differences with their intervals, raw and Holm-adjusted p, the direction, the detectable difference,
+    # and the paired bootstrap over test examples seed by seed (on by default).
+    for column in ("mean_diff", "ci_low", "ci_high", "p_value", "p_adjusted", "direction", "mdd",
+                   "bootstrap_p_seed1", "bootstrap_p_seed2", "bootstrap_p_seed3", "bootstrap_better_seeds"):
+        assert column in ttest.columns, column
+    assert set(ttest.correction) == {"holm"}
+    tested = ttest.dropna(subset=["p_value"])
+    assert (tested.p_adjusted >= tested.p_value - 1e-12).all()
+    assert ((tested.ci_low <= tested.mean_diff) & (tested.mean_diff <= tested.ci_high)).all()
+    assert set(ttest.direction) <= {"better", "worse", "none"}
+    metrics = parent.data.metrics
+    avg = table[(table.arm == "baseline_tuned") & (table.column == "avg")].iloc[0]
+    assert metrics["baseline_tuned.test_acc_avg.mean"] == pytest.approx(avg["mean"])
+    assert {"baseline_tuned.test_acc_avg.diff", "baseline.test_acc_de.mean"} <= set(metrics)
+    # the interval and adjusted p exist where the column was tested (an arm equal to the baseline has none)
+    tested_avg = bool(ttest[ttest.column == "avg"].p_value.notna().iloc[0])
+    for stat in ("ci_low", "ci_high", "p_adj"):
+        assert (f"baseline_tuned.test_acc_avg.{stat}" in metrics) == tested_avg
+    assert "baseline.repro_gap_avg" not in metrics  # the smoke model is no reproduction of the paper's
+
+    # Every confirm run carries its test predictions, which rescore to its metrics and feed the paired bootstrap.
+    for child in confirm:
+        assert [a.path for a in client.list_artifacts(child.info.run_id, "predictions")] == \
+            ["predictions/predictions.parquet"]
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "baseline_xnli")
+    tracker.parent_run_id = parent.info.run_id
+    predictions = confirm_predictions(tracker)
+    assert set(predictions.groupby(["arm", "seed"], observed=True).size().index) == set(pairs)
+    correct = (predictions["prediction"] == predictions["gold"]).groupby(
+        [predictions["arm"], predictions["seed"], predictions["language"]], observed=True).mean()
+    for child in confirm:
+        for lang in task.languages:
+            assert correct[(child.data.tags["arm"], int(child.data.tags["seed"]), lang)] == \
+                pytest.approx(child.data.metrics[f"test_acc_{lang}"], abs=1e-9)
+    tests = bootstrap_tests(predictions, arms=["baseline", "baseline_tuned"], baseline_arm="baseline",
+                            languages=list(task.languages), source_language="en", n_resamples=200, seed=0, metric="acc")
+    assert len(tests) == 3 * (len(task.languages) + 2) and tests["p_value"].between(0, 1).all()
 
     # Nothing that had finished ran again: same runs, same end times.
     by_id = {c.info.run_id: c for c in children}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -20,6 +21,7 @@ from trainables import data
 from trainables.config import TrainConfig
 from trainables.data import (
     IGNORE_INDEX,
+    SENTENCE_ID,
     DataUnavailable,
     check_data_available,
     load_raw,
@@ -27,10 +29,11 @@ from trainables.data import (
     load_unlabelled,
     make_collator,
     tokenize_cached,
+    word_segments,
 )
 from trainables.loop import DistContext, Evaluator, local_context, train_and_evaluate
-from trainables.metrics import entity_f1, tag_sequences
-from trainables.smoke_assets import build_smoke_data
+from trainables.metrics import entity_f1, merge_segments, tag_sequences
+from smoke import build_smoke_data
 from trainables.tasks import MARC, PANX, XNLI
 
 TAGS = list(PANX.label_names)  # O B-PER I-PER B-ORG I-ORG B-LOC I-LOC
@@ -77,7 +80,7 @@ def write_conll(path: Path, sentences: list[list[tuple[str, ...]]]) -> None:
 
 def test_smoke_data_is_the_same_in_another_process(assets, tmp_path):
     """Seeded by strings, not hash(): another process (other str-hash seed) writes identical files."""
-    script = ("import sys; from trainables.smoke_assets import build_smoke_data; "
+    script = ("import sys; from smoke import build_smoke_data; "
               "from trainables.tasks import MARC, PANX; [build_smoke_data(task, sys.argv[1]) for task in (MARC, PANX)]")
     env = {**os.environ, "PYTHONHASHSEED": "4321"}
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, capture_output=True)
@@ -133,22 +136,42 @@ class FixedLogits:
         return torch.nn.functional.one_hot(batch["input_ids"].long(), len(TAGS)).float() * 5.0
 
 
-def hand_evaluator(model_dir, ctx, eval_batch_size: int) -> Evaluator:
-    """An Evaluator over the three hand-made sentences, with a model that predicts ``PRED``."""
+def hand_evaluator(model_dir, ctx, eval_batch_size: int, segmented: bool = False) -> Evaluator:
+    """An Evaluator over the three hand-made sentences, with a model that predicts ``PRED``.
+
+    ``segmented``: the first sentence in two rows, cut inside its PER entity (after ``B-PER, -100``),
+    as the tokenisation splits a long sentence; ``SENTENCE_ID`` joins them again."""
     predictions, labels = as_tensors(GOLD, PRED)
     rows = []
     for row in range(len(GOLD)):
         n = len(GOLD[row])
-        rows.append({"input_ids": predictions[row, :n].tolist(), "attention_mask": [1] * n,
-                     "labels": labels[row, :n].tolist(), "length": n})
+        cuts = [(0, 2), (2, n)] if segmented and row == 0 else [(0, n)]
+        for start, stop in cuts:
+            rows.append({"input_ids": predictions[row, start:stop].tolist(), "attention_mask": [1] * (stop - start),
+                         "labels": labels[row, start:stop].tolist(), "length": stop - start,
+                         **({SENTENCE_ID: row} if segmented else {})})
     split = Dataset.from_list(rows)
-    cfg = TrainConfig(task="panx", model=str(model_dir), eval_batch_size=eval_batch_size)
+    cfg = TrainConfig(task="panx", model=str(model_dir), languages=("en",), eval_batch_size=eval_batch_size)
     return Evaluator(FixedLogits(), DatasetDict({"test_en": split}), PANX, cfg, ctx,
                      make_collator(model_dir, token_labels=True)).bind(torch.nn.Linear(1, 1))
 
 
 def test_evaluator_scores_token_tasks_with_entity_f1(model_dir):
     assert hand_evaluator(model_dir, local_context(), 2).score("test_en") == pytest.approx(HAND_F1)
+
+
+def test_evaluator_joins_a_sentence_s_segments_before_scoring(model_dir):
+    """Scored apart, the cut sentence's halves would hold PER | PER, LOC (gold) and PER | PER, ORG (predicted):
+    tp 2, predicted 5, gold 4 over the split, F1 4/9. Joined, it is the unsegmented split's 2/7."""
+    examples: dict = {}
+    scores = hand_evaluator(model_dir, local_context(), 1, segmented=True).test_scores(examples)
+    assert scores["test_f1_en"] == pytest.approx(HAND_F1)
+    assert examples["en"].example_id.tolist() == [0, 1, 2]
+    assert examples["en"].gold == [tag_ids(*(tag for tag in row if tag != -100)) for row in GOLD]
+    assert examples["en"].entity_counts.tolist() == [[1, 2, 2], [0, 1, 1], [0, 1, 0]]
+    unjoined = hand_evaluator(model_dir, local_context(), 1, segmented=True)
+    unjoined.data = DatasetDict({"test_en": unjoined.data["test_en"].remove_columns(SENTENCE_ID)})
+    assert unjoined.score("test_en") == pytest.approx(4 / 9)  # what scoring the segments apart would give
 
 
 def _score_on_rank(rank: int, world_size: int, model_dir: str, port: int, out: str) -> None:
@@ -158,13 +181,17 @@ def _score_on_rank(rank: int, world_size: int, model_dir: str, port: int, out: s
     try:
         ctx = DistContext(rank=rank, world_size=world_size)
         score = hand_evaluator(model_dir, ctx, 1).score("test_en")  # one sentence per batch: ranks hold 2 and 1
-        Path(out, f"rank{rank}").write_text(repr(score))
+        # Rows of lengths 2, 3 (the first sentence's segments), 4, 2, one per batch in length order: rank 0 scores
+        # rows 2 and 0, rank 1 rows 1 and 3, so the sentence is joined from both ranks.
+        joined = hand_evaluator(model_dir, ctx, 1, segmented=True).score("test_en")
+        Path(out, f"rank{rank}").write_text(repr((score, joined)))
     finally:
         dist.destroy_process_group()
 
 
 def test_entity_f1_gathers_sentences_from_every_rank(model_dir, tmp_path):
-    """Per-rank F1s would be 0.4 and 0 (mean 0.2); the gathered sentences give the whole split's 2/7."""
+    """Per-rank F1s would be 0.4 and 0 (mean 0.2); the gathered sentences give the whole split's 2/7, also when
+    a sentence's segments sit on different ranks."""
     import socket
 
     import torch.multiprocessing as mp
@@ -173,8 +200,8 @@ def test_entity_f1_gathers_sentences_from_every_rank(model_dir, tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     mp.spawn(_score_on_rank, args=(2, str(model_dir), port, str(tmp_path)), nprocs=2, join=True)
-    scores = [float((tmp_path / f"rank{rank}").read_text()) for rank in range(2)]
-    assert scores == pytest.approx([HAND_F1, HAND_F1])
+    scores = [score for rank in range(2) for score in ast.literal_eval((tmp_path / f"rank{rank}").read_text())]
+    assert scores == pytest.approx([HAND_F1] * 4)
 
 
 # --------------------------------------------------------------------------- word alignment
@@ -209,11 +236,117 @@ def test_a_word_the_tokenizer_drops_becomes_unknown_and_keeps_its_tag(tmp_path, 
     assert row["labels"] == [IGNORE_INDEX, *tag_ids("B-PER", "I-PER", "O"), IGNORE_INDEX]
 
 
+# A PAN-X sentence of 34 sub-words (+ [CLS], [SEP]) in the smoke tokenizer, and a short one.
+LONG_WORDS = ["Anna", "Kowalski", "walks", "near", "Lake", "Pelora", "with", "Maria", "Dupont", "from", "Berlin", "."]
+LONG_TAGS = ["B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC", "O", "B-PER", "I-PER", "O", "B-LOC", "O"]
+SHORT_WORDS, SHORT_TAGS = ["Anna", "visits", "Paris"], ["B-PER", "O", "B-LOC"]
+
+
+def panx_split(words_and_tags: list[tuple[list[str], list[str]]]) -> DatasetDict:
+    features = Features({"tokens": List(Value("string")), "ner_tags": List(ClassLabel(names=TAGS))})
+    return DatasetDict({"test_en": Dataset.from_dict(
+        {"tokens": [words for words, _ in words_and_tags], "ner_tags": [tag_ids(*tags) for _, tags in words_and_tags]},
+        features=features)})
+
+
+def test_word_segments_are_consecutive_word_aligned_and_greedy():
+    # budget 5: 3+1 | 2 (4 would overflow) | 4+1 | 1; zero-sub-word words stay where they are
+    assert word_segments([3, 1, 2, 4, 1, 1], 5) == [(0, 2), (2, 3), (3, 5), (5, 6)]
+    assert word_segments([0, 5, 0], 5) == [(0, 3)]
+    assert word_segments([], 5) == [(0, 0)]  # an empty sentence keeps its row
+    with pytest.raises(ValueError, match="6 sub-words"):
+        word_segments([1, 6], 5)
+
+
+def test_merge_segments_joins_rows_by_sentence_in_row_order():
+    # Rows in evaluation order (length-sorted, two ranks' shares); sentence 1 has rows 1, 2, 3.
+    rows = [3, 0, 4, 1, 2]
+    sentences = [1, 0, 2, 1, 1]
+    gold = [[5], [1, 2], [0], [0, 3], [4, 4]]
+    predicted = [[6], [1, 0], [0], [0, 3], [4, 0]]
+    ids, joined_gold, joined_predicted = merge_segments(rows, sentences, gold, predicted)
+    assert ids.tolist() == [0, 1, 2]
+    assert joined_gold == [[1, 2], [0, 3, 4, 4, 5], [0]]
+    assert joined_predicted == [[1, 0], [0, 3, 4, 0, 6], [0]]
+    with pytest.raises(ValueError, match="one of each per row"):
+        merge_segments([0, 1], [0], [[0], [1]], [[0], [1]])
+
+
+def test_a_sentence_longer_than_max_length_is_split_into_word_aligned_segments(tmp_path, model_dir, tokenizer):
+    """Sub-words per word: 1 8 1 1 4 6 1 5 1 4 1 1. At max_length 12 (10 besides [CLS], [SEP]) the segments are
+    Anna Kowalski walks (10) | near Lake (5) | Pelora with (7) | Maria Dupont from (10) | Berlin . (2)."""
+    raw = panx_split([(LONG_WORDS, LONG_TAGS), (SHORT_WORDS, SHORT_TAGS)])
+    split = load_tokenized(tokenize_cached(raw, PANX, model_dir, 12, tmp_path))["test_en"]
+    assert split[SENTENCE_ID] == [0, 0, 0, 0, 0, 1]
+    assert split["length"] == [12, 7, 9, 12, 4, 5]
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    segments = [LONG_WORDS[0:3], LONG_WORDS[3:5], LONG_WORDS[5:7], LONG_WORDS[7:10], LONG_WORDS[10:], SHORT_WORDS]
+    for row, words in zip(split, segments):
+        assert row["input_ids"] == [cls, *tokenizer.convert_tokens_to_ids(
+            [piece for word in words for piece in tokenizer.tokenize(word)]), sep]
+    scored = [[tag for tag in labels if tag != IGNORE_INDEX] for labels in split["labels"]]
+    assert sum(scored[:5], []) == tag_ids(*LONG_TAGS) and scored[5] == tag_ids(*SHORT_TAGS)  # every word
+    # A word longer than a whole segment (Kowalski: 8 > 7 at max_length 9) becomes [UNK], keeping its tag.
+    short = load_tokenized(tokenize_cached(raw, PANX, model_dir, 9, tmp_path))["test_en"]
+    assert short["input_ids"][0] == [cls, *tokenizer.convert_tokens_to_ids(["Anna", tokenizer.unk_token, "walks",
+                                                                            "near"]), sep]
+    assert sum(([t for t in labels if t != IGNORE_INDEX] for labels in short["labels"][:-1]), []) == \
+        tag_ids(*LONG_TAGS)
+
+
+class GoldButUnknown:
+    """Predicts each word's gold tag, except "O" on the unknown token (Dupont and Berlin in the smoke vocabulary)."""
+
+    extra_batch_columns = ()
+
+    def __init__(self, unk_id: int):
+        self.unk_id = unk_id
+
+    def logits(self, model, batch):
+        tags = batch["labels"].clamp(min=0).masked_fill(batch["input_ids"] == self.unk_id, 0)
+        return torch.nn.functional.one_hot(tags, len(TAGS)).float()
+
+
+def test_every_word_of_a_long_sentence_is_scored_on_the_whole_sentence(tmp_path, model_dir, tokenizer):
+    """Long sentence, gold: PER Anna Kowalski, LOC Lake Pelora (cut between two segments), PER Maria Dupont, LOC
+    Berlin = 4; predicted (Dupont, Berlin -> O): PER Anna Kowalski, LOC Lake Pelora, PER Maria = 3, of which 2
+    right. Short one: 2 gold, 2 predicted, 2 right. Micro F1 = 2 * 4 / (5 + 6) = 8/11. Scored as five separate
+    segments the long one would count Lake and Pelora as two LOC entities (tp 3, predicted 4, gold 5)."""
+    raw = panx_split([(LONG_WORDS, LONG_TAGS), (SHORT_WORDS, SHORT_TAGS)])
+    path = tokenize_cached(raw, PANX, model_dir, 12, tmp_path)
+    cfg = TrainConfig(task="panx", model=str(model_dir), languages=("en",), eval_batch_size=2)
+    evaluator = Evaluator(GoldButUnknown(tokenizer.unk_token_id), load_tokenized(path), PANX, cfg, local_context(),
+                          make_collator(model_dir, token_labels=True)).bind(torch.nn.Linear(1, 1))
+    examples: dict = {}
+    scores = evaluator.test_scores(examples)
+    assert scores["test_f1_en"] == pytest.approx(8 / 11)
+    got = examples["en"]
+    assert got.example_id.tolist() == [0, 1]
+    assert got.gold == [tag_ids(*LONG_TAGS), tag_ids(*SHORT_TAGS)]
+    dupont, berlin = LONG_WORDS.index("Dupont"), LONG_WORDS.index("Berlin")
+    predicted = [TAGS[0] if index in (dupont, berlin) else tag for index, tag in enumerate(LONG_TAGS)]
+    assert got.prediction == [tag_ids(*predicted), tag_ids(*SHORT_TAGS)]
+    assert got.entity_counts.tolist() == [[2, 3, 4], [2, 2, 2]]
+
+
 def test_token_and_sequence_caches_never_collide(tmp_path, model_dir):
     raw = DatasetDict({"test_en": Dataset.from_dict({"tokens": [["a"]], "ner_tags": [[0]]})})
     token_key = data.tokenized_cache_key(raw, PANX, model_dir, 64)
     sequence_twin = dataclasses.replace(PANX, kind="sequence")
     assert data.tokenized_cache_key(raw, sequence_twin, model_dir, 64) != token_key
+
+
+def test_token_caches_from_before_segments_are_not_reused_and_sequence_caches_are(model_dir):
+    """A token task's key has the segment format in it: a cache written when long sentences were cut (the same
+    key fields without it) is another key. A sequence task's key is what it was."""
+    def key_without_segments(raw, task):
+        fields = [task.name, task.kind, *task.text_fields, task.label_field, "64"]
+        return data.content_cache_key(data.TOKENIZED_FORMAT_VERSION, fields, model_dir, raw)
+
+    tokens = DatasetDict({"test_en": Dataset.from_dict({"tokens": [["a"]], "ner_tags": [[0]]})})
+    assert data.tokenized_cache_key(tokens, PANX, model_dir, 64) != key_without_segments(tokens, PANX)
+    text = DatasetDict({"test_en": Dataset.from_dict({"text": ["a"], "label": [0]})})
+    assert data.tokenized_cache_key(text, MARC, model_dir, 64) == key_without_segments(text, MARC)
 
 
 # ----------------------------------------------------------------------------------- loaders
@@ -243,14 +376,19 @@ def test_panx_plain_jsonl_maps_tag_names_and_drops_bad_rows(tmp_path):
         {"tokens": ["in", "Paris"], "ner_tags": [0, 5]},  # ids
         {"tokens": ["x", "y"], "ner_tags": ["O", "B-MISC"]},  # a tag the task has not: dropped
         {"tokens": ["x", "y"], "ner_tags": ["O"]},  # counts differ: dropped
-    ]
+    ] + [{"tokens": ["z"], "ner_tags": ["O"]}] * 98  # one unknown tag in 102 sentences: under the 1 % refused
     for lang in LANGS:
         for split in ("train", "dev", "test"):
             write_jsonl(tmp_path / lang / f"{split}.jsonl", rows)
     assert data.detect_layout(PANX, tmp_path)[0] == "plain"
-    raw = load_raw(PANX, tmp_path, languages=LANGS)
-    assert raw["test_de"]["tokens"] == [["Anna", "walks"], ["in", "Paris"]]
-    assert raw["test_de"]["ner_tags"] == [tag_ids("B-PER", "O"), tag_ids("O", "B-LOC")]
+    accounting = data.DataAccounting()
+    raw = load_raw(PANX, tmp_path, languages=LANGS, accounting=accounting)
+    assert raw["test_de"]["tokens"][:3] == [["Anna", "walks"], ["in", "Paris"], ["z"]]
+    assert raw["test_de"]["ner_tags"][:2] == [tag_ids("B-PER", "O"), tag_ids("O", "B-LOC")]
+    account = accounting.accounts["test_de"]
+    assert (account.loaded, account.kept) == (102, 100) == (102, len(raw["test_de"]))
+    assert account.dropped == {"unknown_label": 1, "tag_count_mismatch": 1}
+    assert account.unknown_values == ("B-MISC",)
 
 
 def test_panx_xtreme_download_layout(tmp_path):
@@ -313,11 +451,15 @@ def test_unlabelled_parts_hold_text_only_and_tokenise_without_labels(assets, mod
         if task is MARC:
             assert set(tokenized["labels"]) == {-1}
             continue
-        for words, labels in zip(unlabelled["unlabelled_de"]["tokens"][:50], tokenized["labels"][:50]):
-            word_ids = tokenizer(words, is_split_into_words=True, truncation=True, max_length=64).word_ids()
-            assert set(labels) <= {0, IGNORE_INDEX} and len(labels) == len(word_ids)
-            assert labels[0] == labels[-1] == IGNORE_INDEX  # [CLS], [SEP]
-            assert labels.count(0) == len({word for word in word_ids if word is not None})  # one 0 per word kept
+        # A sentence longer than the maximum length is several segments (rows) with its ``sentence_id``.
+        segments: dict[int, list[list[int]]] = {}
+        for sentence, labels in zip(tokenized[SENTENCE_ID], tokenized["labels"]):
+            segments.setdefault(sentence, []).append(labels)
+        for sentence, words in enumerate(unlabelled["unlabelled_de"]["tokens"][:50]):
+            for labels in segments[sentence]:
+                assert set(labels) <= {0, IGNORE_INDEX}
+                assert labels[0] == labels[-1] == IGNORE_INDEX  # [CLS], [SEP]
+            assert sum(labels.count(0) for labels in segments[sentence]) == len(words)  # one 0 per word, every word
 
 
 def test_unlabelled_languages_are_checked_with_one_line(tmp_path):

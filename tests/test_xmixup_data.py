@@ -12,10 +12,11 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from trainables.data import load_raw, load_tokenized, make_collator
-from trainables.smoke_assets import _examples, build_smoke_data, build_smoke_translations
+from smoke import build_smoke_data, build_smoke_translations
+from smoke import examples as _examples
 from trainables.tasks import PAWSX, XNLI
-from trainables.xmixup import translations
-from trainables.xmixup.translations import (
+from trainables.methods.xmixup import translations
+from trainables.methods.xmixup.translations import (
     TranslationsUnavailable,
     check_translations,
     load_parallel,

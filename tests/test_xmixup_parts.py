@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from trainables.xmixup.cka import linear_cka
-from trainables.xmixup.ratio import MixupRatio, attention_entropy
-from trainables.xmixup.schedule import per_epoch_probability, real_source_probability, use_real_source
+from trainables.methods.xmixup.cka import linear_cka
+from trainables.methods.xmixup.ratio import MixupRatio, attention_entropy
+from trainables.methods.xmixup.schedule import per_epoch_probability, real_source_probability, use_real_source
 
 
 def _entropy(p: list[float]) -> float:

@@ -1,5 +1,6 @@
 """X-Mixup through the real CLI, Ray Tune/Train, Optuna and MLflow (no mocks): every arm on the
-same seeds, t-tests against the baseline, and the CKA table (paper Table 7) on the parent run."""
+same seeds, t-tests against the baseline, the CKA table (paper Table 7) and Spearman's ρ between CKA
+and accuracy per arm (Table 2) on the parent run, selected on the multilingual dev average (section 5.1)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
 from tests.test_sweep_smoke import env, runs_of, sweep_command
 from trainables.tasks import get_task
 
 pytestmark = pytest.mark.slow
-# The ablation arms' switches are tested in-process (tests/test_xmixup.py); the sweep runs the three methods.
-ARMS = ("baseline", "translate_train", "xmixup")
+# The ablation arms' switches are tested in-process (tests/test_xmixup.py, tests/test_xmixup_ablations.py); the
+# sweep runs the three methods and Table 5's w/o mixup (the X-Mixup model without its mix, under Ray Train).
+ARMS = ("baseline", "translate_train", "xmixup", "xmixup_no_mixup")
 
 
 def test_xmixup_sweep_compares_every_arm_and_logs_cka(tmp_path):
@@ -27,6 +30,9 @@ def test_xmixup_sweep_compares_every_arm_and_logs_cka(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "xmixup_xnli: test accuracy per language" in proc.stdout
     assert "linear CKA" in proc.stdout  # the CKA table follows the accuracy table
+    assert "Spearman's ρ between linear CKA and test accuracy" in proc.stdout
+    assert ("model selection: every run keeps its checkpoint with the best dev score averaged over all languages' "
+            "dev sets (multilingual-dev: the experiment's paper protocol)") in proc.stdout
     assert "[xmixup] 1200 training pairs (de)" in proc.stdout
 
     task = get_task("xnli")
@@ -42,7 +48,7 @@ def test_xmixup_sweep_compares_every_arm_and_logs_cka(tmp_path):
     assert set(best) == {"learning_rate", "lambda0", "mixup_layer", "alpha", "pk"}
     for run in confirm:
         arm, params, metrics = run.data.tags["arm"], run.data.params, run.data.metrics
-        assert run.info.status == "FINISHED"
+        assert run.info.status == "FINISHED" and params["select_on"] == "multilingual-dev"
         cka = {f"cka_{lang}" for lang in task.languages}
         assert cka <= set(metrics) and all(0 < metrics[k] <= 1 + 1e-9 for k in cka), arm
         if arm in ("baseline", "translate_train"):
@@ -54,6 +60,9 @@ def test_xmixup_sweep_compares_every_arm_and_logs_cka(tmp_path):
             value = params["learning_rate"] if knob == "learning_rate" else params[f"method.{knob}"]
             assert float(value) == pytest.approx(float(best[knob])), (arm, knob)
         assert {"xmixup_ratio_mean", "xmixup_real_source_share"} <= set(metrics)
+        if arm == "xmixup_no_mixup":  # nothing mixed
+            assert metrics["xmixup_ratio_mean"] == 0.0 and params["method.mixup"] == "False"
+            continue
         assert 0 < metrics["xmixup_ratio_mean"] < float(best["lambda0"])
         assert metrics["xmixup_real_source_share"] < 1.0
 
@@ -69,5 +78,12 @@ def test_xmixup_sweep_compares_every_arm_and_logs_cka(tmp_path):
                     for c in confirm if c.data.tags["arm"] == arm]
         row = table[(table.arm == arm) & (table.column == "avg")].iloc[0]
         assert row["mean"] == pytest.approx(np.mean(per_seed)) and row["n"] == 2
-    assert parent.data.metrics["xmixup.cka_avg"] == pytest.approx(
+    assert parent.data.metrics["xmixup.cka_avg.mean"] == pytest.approx(
         table[(table.arm == "xmixup") & (table.column == "avg")].iloc[0]["mean"])
+    for arm in ARMS:  # Table 2: ρ over the target languages of the seed means of CKA and accuracy
+        runs = [c for c in confirm if c.data.tags["arm"] == arm]
+        means = {key: [np.mean([c.data.metrics[f"{key}_{lang}"] for c in runs]) for lang in task.target_languages]
+                 for key in ("cka", "test_acc")}
+        rho = spearmanr(means["cka"], means["test_acc"]).statistic
+        if np.isfinite(rho):
+            assert parent.data.metrics[f"{arm}.cka_spearman_rho"] == pytest.approx(rho), arm

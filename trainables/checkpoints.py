@@ -3,7 +3,7 @@
 A run that loses a worker (a node removed, a process killed) is restarted by Ray Train
 (``FailureConfig``) and goes on from its latest checkpoint, so a fault costs the steps since
 that checkpoint, not the run. Two jobs use this: the fine-tuning loop (``trainables.loop``,
-a checkpoint at its evaluations) and the BTF MLM job (``trainables.btf.worker``, one at each
+a checkpoint at its evaluations) and the BTF MLM job (``trainables.task_fitting.worker``, one at each
 requested step count).
 
 A *store* is where checkpoints go. ``RayTrainStore`` is the current Ray Train run's own
@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 import numpy as np
+
+from trainables.publish import publish_dir, scratch_dir
 
 Write = Callable[[Path], None]  # fills a checkpoint folder
 OUTCOME_FILE = "outcome.json"  # a run that ended: its status and final metrics (``RunOutcome``)
@@ -103,14 +103,10 @@ class FolderStore:
     def report(self, metrics: dict, write: Write | None = None, name: str | None = None) -> None:
         if write is not None:
             self.root.mkdir(parents=True, exist_ok=True)
-            scratch = self.root / f".tmp-{uuid.uuid4().hex[:8]}"
-            scratch.mkdir()
-            write(scratch)
-            old = self.root / f".old-{uuid.uuid4().hex[:8]}"
-            if self.folder.exists():
-                os.replace(self.folder, old)
-            os.replace(scratch, self.folder)
-            shutil.rmtree(old, ignore_errors=True)
+            with scratch_dir(self.folder) as scratch:
+                scratch.mkdir()
+                write(scratch)
+                publish_dir(scratch, self.folder, stale=lambda latest: True)  # the previous one is moved aside
         self.on_report(dict(metrics))
 
 

@@ -23,9 +23,10 @@ class ConfigError(ValueError):
 class TrainConfig:
     """Settings of one fine-tuning run (one trial, one seed).
 
-    Defaults are the xtreme reference settings for XNLI / PAWS-X with mBERT
-    (``scripts/train_xnli.sh``): lr 2e-5, batch 8 x accumulation 4, 5 epochs, max length 128,
-    no warmup, no weight decay, selection on English dev every 200 steps.
+    The defaults are the loop's fallback for a run outside a sweep's recipe (tests, the smoke
+    profile's unset fields): lr 2e-5, batch 8 x accumulation 4, 5 epochs, max length 128, no
+    warmup, no weight decay, evaluation every 200 steps. A sweep on the paper profile starts every
+    arm from its task's or paper's reference recipe instead (``trainables.recipes``).
     """
 
     # What to train on (filled in by the sweep's prepare step).
@@ -64,6 +65,14 @@ class TrainConfig:
     # Keep the selected weights as the run's Ray Train checkpoint (a self-training teacher or student
     # that a later phase of the trial loads).
     keep_model: bool = False
+    # Where the final test pass writes every test example's prediction (a Parquet file, rank 0;
+    # ``trainables.predictions``): set by the sweep for confirm trials, the evidence of a paired
+    # bootstrap over test examples. Empty: not written.
+    predictions_path: str = ""
+    # The generalized XNLI test set, tokenised (``trainables.generalized``): set by the sweep for the confirm
+    # trials of a sweep with --generalized-xnli; the final test pass then also scores the 225 (premise
+    # language, hypothesis language) pairs with the kept weights. Empty: not evaluated.
+    generalized_path: str = ""
     # The method's own knobs, validated by the method's parameter dataclass.
     method_params: dict[str, Any] = field(default_factory=dict)
 
@@ -114,7 +123,8 @@ class TrainConfig:
 
     def flat_params(self) -> dict[str, Any]:
         """The whole configuration flattened for MLflow params (``method.<knob>`` for knobs)."""
-        out = {k: v for k, v in self.to_dict().items() if k != "method_params"}
+        # predictions_path: where the sweep has the run write its predictions, not a setting of the run
+        out = {k: v for k, v in self.to_dict().items() if k not in ("method_params", "predictions_path")}
         out["languages"] = ",".join(self.languages)
         for key, value in sorted(self.method_params.items()):
             out[f"method.{key}"] = value
@@ -128,7 +138,7 @@ def field_names() -> frozenset[str]:
 # Fields the sweep fills in itself (from the experiment, profile, arm and seed); a user cannot
 # --set or search them.
 SWEEP_OWNED = frozenset({"task", "method", "model", "tokenized_path", "languages", "seed", "method_params",
-                         "cka_path", "keep_model"})
+                         "cka_path", "keep_model", "predictions_path", "generalized_path"})
 
 
 def user_settings() -> frozenset[str]:

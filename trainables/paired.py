@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import pyarrow as pa
+from datasets import Dataset, DatasetInfo, Features
+from datasets.table import InMemoryTable
 from torch import nn
 
 SOURCE = "source_"  # the English side: the original in training, translate-test at test time
@@ -16,6 +19,13 @@ BACK = "backtrans_"  # the English back-translation (en -> target -> en), for sc
 TRAIN_PART = "translate_train"  # the paired data's training split
 SIDE_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
 PAIRED_COLUMNS = tuple(SOURCE + column for column in SIDE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class ParallelInputs:
+    """The sweep-filled input of a method that trains on (target, English) pairs (X-Mixup, translate-train)."""
+
+    parallel_path: str = ""  # the paired, tokenised data; filled in by the sweep
 
 
 @dataclass
@@ -53,13 +63,6 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
-def parse_languages(value) -> tuple[str, ...]:
-    """A language list as a knob may hold it: ``("de", "ar")``, ``"de,ar"`` or empty (every language)."""
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    return tuple(value or ())
-
-
 def translated_training_rows(parallel_path: str, languages: tuple[str, ...] = ()):
     """The translate-train pairs of the prepared data, only ``languages`` when given (all otherwise)."""
     from trainables.config import ConfigError
@@ -79,3 +82,34 @@ def translated_training_rows(parallel_path: str, languages: tuple[str, ...] = ()
     wanted = set(languages)
     return rows.filter(lambda batch: [lang in wanted for lang in batch], input_columns="language", batched=True,
                        keep_in_memory=True)
+
+
+def self_pairs(rows: Dataset, features: Features, language: str) -> Dataset:
+    """``rows`` (one language's tokenised split) paired with themselves, in the paired data's ``features``.
+
+    Every side is the row's own encoding: the target, the source and the back-translation. This is how
+    the X-Mixup reference code trains the source language: English is one of its train languages, paired
+    with its own text and its own text as back-translation (docs/methods.md, "Training pairs"), so the
+    (en, en) input that English dev and test are scored on is one the model has trained on.
+
+    The sides are the rows' own Arrow columns, not copies: XNLI's 392k English rows cost no memory and
+    no pass over the data in every trial.
+    """
+    own = {name: _side_column(name) for name in features if _side_column(name)}
+    missing = sorted(set(own.values()) - set(rows.column_names))
+    if missing:
+        raise ValueError(f"self_pairs: the rows lack {', '.join(missing)}, which the paired data has")
+    table = rows.with_format("arrow")[:]  # zero-copy for a split read from disk (no indices mapping)
+    columns = {name: table.column(column) for name, column in own.items()}
+    columns.update(labels=table.column("labels"), length=table.column("length"),
+                   language=pa.array([language] * table.num_rows, pa.string()))
+    paired = pa.table({name: columns[name] for name in features}).cast(features.arrow_schema)
+    return Dataset(InMemoryTable(paired), info=DatasetInfo(features=features))
+
+def _side_column(name: str) -> str | None:
+    """``source_input_ids`` -> ``input_ids``: the encoding a paired column holds, None for other columns."""
+    for prefix in (SOURCE, BACK):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    return name if name in SIDE_COLUMNS else None

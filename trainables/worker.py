@@ -17,7 +17,9 @@ import ray.train.torch
 
 from trainables.checkpoints import RayTrainStore
 from trainables.config import TrainConfig
-from trainables.loop import DistContext, TrainingDiverged, train_and_evaluate
+from trainables.loop import train_and_evaluate
+from trainables.training.distributed import DistContext
+from trainables.training.divergence import TrainingDiverged
 
 TRAIN_NODE = "train_node"  # the Ray node id of rank 0, in every report
 FAILED = "failed"  # key of the return value of a run that cannot succeed: the reason

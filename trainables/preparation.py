@@ -1,0 +1,137 @@
+"""A sweep-level preparation step's protocol: ``PrepareStep``, its ``PrepareContext`` and its ``Preparation``.
+
+A step (a method package's, or a shared one such as ``trainables.task_fitting.prepare``) gets a
+``PrepareContext`` the orchestrator builds and returns a ``Preparation``; it never imports the
+orchestrator. Its own module, outside ``trainables.methods``, so that a shared step does not
+import the method registry (whose packages import the step). ``trainables.method_spec``
+re-exports these names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from trainables.tasks import TaskSpec
+
+
+class PreparationError(Exception):
+    """A method cannot be prepared with this input. ``str()`` is one line for the user."""
+
+
+@dataclass
+class Preparation:
+    """What one preparation step hands to the rest of the sweep (the orchestrator merges every step's)."""
+
+    method_params: dict[str, Any] = field(default_factory=dict)  # sweep-filled inputs, into every trial's config
+    train_fields: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of every trial (e.g. cka_path)
+    space: dict[str, Any] | None = None  # the search space, when the step reshapes it
+    params: dict[str, Any] = field(default_factory=dict)  # logged on the parent run
+    summary: str = ""  # printed before the stages start
+    run: Callable[[Any, dict[str, float]], None] = lambda tracker, cluster: None  # Ray work; tags the parent run
+
+
+@dataclass(frozen=True)
+class PrepareContext:
+    """What a preparation step may read of the sweep (built by the orchestrator).
+
+    ``model_dir``, ``data_dir`` and ``max_length`` are the fetched assets: ``None`` in the
+    checks before the assets exist and in ``--dry-run``'s description.
+    """
+
+    experiment: str
+    task: TaskSpec
+    model: str | None  # the model named (None: the smoke model built offline)
+    generated_data: bool  # the task data is the generated smoke data (then its translations are too)
+    cache_dir: Path
+    select_on: str
+    fixed: Mapping[str, Any]  # profile + --set: the fixed training settings and knobs
+    space: Mapping[str, Any]  # the search space as far as it is resolved
+    settings: Any  # this step's sweep-level settings (``PrepareStep.settings_type``), or None
+    settings_dict: Mapping[str, Any] = field(default_factory=dict)  # the same, as logged (sweep.<key>.*)
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    max_failures: int = 3
+    model_dir: str | None = None
+    data_dir: str | None = None
+    max_length: int | None = None
+    # The confirmed arms' own fixed knobs (``Arm.overrides``), e.g. X-Mixup's seen-languages arm's train_languages.
+    arm_fixed: tuple[Mapping[str, Any], ...] = ()
+    # The smoke model's generated word lists (SALT), built on first call; None for a named model.
+    smoke_wordlists: Callable[[], str] | None = None
+
+    def target_languages(self) -> tuple[str, ...]:
+        """The target languages a method trains on: ``train_languages`` when fixed (profile or --set), else
+        every target (X-Mixup: the translate-train languages; BTF / self-training: the unlabelled text); with
+        those an arm fixes for itself (``arm_fixed``), in the task's order."""
+        from trainables.tasks import parse_languages
+
+        languages = parse_languages(self.fixed.get("train_languages")) or self.task.target_languages
+        for fixed in self.arm_fixed:
+            own = parse_languages(fixed.get("train_languages"))
+            if own:
+                wanted = set(languages) | set(own)
+                languages = tuple(lang for lang in self.task.target_languages if lang in wanted) + tuple(
+                    sorted(wanted - set(self.task.target_languages)))
+        unknown = sorted(set(languages) - set(self.task.target_languages))
+        if unknown:
+            raise PreparationError(f"train_languages {', '.join(unknown)}: not target languages of {self.task.name} "
+                                   f"({', '.join(self.task.target_languages)})")
+        return tuple(languages)
+
+
+class PrepareStep:
+    """A method's work once per sweep, before any trial, and its sweep-level settings and flags.
+
+    Methods that share one preparation (BTF and self-training: one MLM run) name the same step
+    object; the sweep runs each step once, whichever arms use it. Override what applies:
+
+    - ``settings_type`` (a dataclass), ``add_arguments`` / ``settings_from_args``: the flag group
+      and the settings it resolves to (``SweepConfig.method_settings[key]``);
+    - ``fixed_from_args``: knobs the flags fix (they join ``--set``), ``shape_space``: the space
+      the flags change;
+    - ``check`` (seconds, before model and data are fetched), ``unlabelled_languages``
+      (target text the assets must fetch), ``describe`` (``--dry-run``, nothing loaded),
+      ``prepare`` (no Ray: checks and plans; its ``Preparation.run`` is the Ray part).
+    """
+
+    key: str = ""  # the name of the step, its settings and its logged params (sweep.<key>.*)
+    label: str = ""  # the methods' name in messages, e.g. "SALT"
+    flag_prefix: str = ""  # e.g. "--salt-": flags of other experiments' steps are refused
+    settings_type: type | None = None
+    resume_may_differ: tuple[str, ...] = ()  # settings that only spread the work: a resumed sweep may change them
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the step's flag group."""
+
+    def settings_from_args(self, args: argparse.Namespace, profile_values: Mapping[str, Any]) -> Any:
+        """The step's settings from the flags (and the profile's values for them). Raise ``ValueError``
+        with one line on bad input."""
+        return self.settings_type(**profile_values) if self.settings_type else None
+
+    def fixed_from_args(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {}
+
+    def shape_space(self, settings: Any, space: dict[str, Any]) -> dict[str, Any]:
+        return space
+
+    def settings_dict(self, settings: Any) -> dict[str, Any]:
+        """The settings as logged and saved (JSON types)."""
+        if settings is None:
+            return {}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()}
+
+    def check(self, ctx: PrepareContext) -> None:
+        pass
+
+    def unlabelled_languages(self, ctx: PrepareContext) -> tuple[str, ...]:
+        return ()
+
+    def describe(self, ctx: PrepareContext) -> tuple[list[str], dict[str, Any]]:
+        return [], dict(ctx.space)
+
+    def prepare(self, ctx: PrepareContext) -> Preparation:
+        return Preparation()

@@ -1,0 +1,32 @@
+"""Where a process sits in a (possibly distributed) run, and the model inside DDP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class DistContext:
+    """Where this process sits in the (possibly distributed) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    prepare_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def local_context() -> DistContext:
+    """A single-process context on the best local device (tests, benchmarks)."""
+    return DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DDP wrapper (``model.module``), or the model itself."""
+    return model.module if hasattr(model, "module") else model
