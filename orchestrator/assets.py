@@ -51,10 +51,18 @@ class LoadedData:
     accounting: DataAccounting
 
 
+def generates_assets(cfg: SweepConfig) -> bool:
+    """Whether ``load_assets`` builds the generated smoke model or data (into the sweep's storage) rather than
+    only reading the user's: a sweep joining a cluster then loads only after the storage is known shared."""
+    builds_model = cfg.model is None
+    builds_data = (cfg.profile == "smoke" or builds_model) and cfg.data_dir is None
+    return builds_model or builds_data
+
+
 def load_assets(cfg: SweepConfig, task: TaskSpec, *, unlabelled: tuple[str, ...] = ()) -> LoadedData:
     """The model folder and the task's parts read and checked (with ``unlabelled_<lang>`` parts for
-    ``unlabelled``). Nothing goes to the sweep's storage but the smoke profile's generated assets, so this
-    can run before a cluster is joined: bad data is refused (one line) before any cluster work."""
+    ``unlabelled``). Nothing goes to the sweep's storage but the generated smoke assets (``generates_assets``),
+    so a user's data is read and refused (one line) before any cluster work."""
     if cfg.profile == "smoke" or cfg.model is None:
         model_dir = str(build_smoke_model(cfg.cache_dir)) if cfg.model is None else resolve_model(cfg.model)
         data_dir = cfg.data_dir or str(build_smoke_data(task, cfg.cache_dir))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from orchestrator import cli
-from orchestrator.assets import Assets, load_assets, log_data_accounting, tokenize_assets
+from orchestrator.assets import Assets, generates_assets, load_assets, log_data_accounting, tokenize_assets
 from orchestrator.config import SweepConfig
 from orchestrator.experiments import BASELINE_SEARCH, TUNED_BASELINE, Experiment, get_experiment
 from orchestrator.paper_numbers import paper_model
@@ -76,12 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not cfg.verbose:
             _quiet_progress_bars()
         check_method_inputs(cfg, experiment, task)
-        loaded = load_assets(cfg, task, unlabelled=unlabelled_languages(cfg, experiment, task))
-        print(loaded.accounting.render(), flush=True)
+        unlabelled = unlabelled_languages(cfg, experiment, task)
+        # a user's data is read (and refused) before any cluster work; generated smoke assets are written into
+        # the storage, so on a cluster they wait until every node is known to see it
+        loaded = None if generates_assets(cfg) else load_assets(cfg, task, unlabelled=unlabelled)
         cluster = None
         if cfg.resources.address:  # joining a cluster: every node must see the storage before anything is put there
             cluster = _start_ray(cfg)
             check_storage_is_shared(cfg.storage_path, tracking_uri)
+        if loaded is None:
+            loaded = load_assets(cfg, task, unlabelled=unlabelled)
+        print(loaded.accounting.render(), flush=True)
         assets = tokenize_assets(cfg, task, loaded)
         preparation = prepare_method(cfg, experiment, task, assets)
         if preparation.space is not None:
