@@ -19,6 +19,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.plan import TrialResolver
+from orchestrator.reuse import find_twins, record_reused_runs
 from orchestrator.seed_group import SEARCH_SEEDS
 from orchestrator.tracking import AT_CHANCE, AT_CHANCE_WARNING, NestedRunCallback, SweepTracker
 from orchestrator.trial import TRIAL_DRIVER_RETRIES, TrainLaunch, trainable
@@ -85,18 +86,26 @@ def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: i
 def run_confirm(ctx: StageContext, arms: list[str], seeds: list[int]) -> None:
     """Every arm on every seed, then once more any pair that has no run result at all.
 
-    Results are read back from MLflow by the caller. The fill-in pass covers trials a restored
-    Tune experiment ended without running them; pairs whose run failed are not retried (the
-    table reports them as missing seeds).
+    A pair that trains exactly what an earlier pair trains is not trained; its run is a copy of that
+    pair's (``orchestrator.reuse``). Results are read back from MLflow by the caller. The fill-in
+    pass covers trials a restored Tune experiment ended without running them; pairs whose run failed
+    are not retried (the table reports them as missing seeds).
     """
     pairs = [(arm, seed) for arm in arms for seed in seeds]
-    _run_confirm_pairs(ctx, pairs, name="confirm")
+    twins = find_twins(ctx.resolver, pairs)  # a pair that trains the same as an earlier one reuses its run
+    if twins:
+        print(f"[confirm] {len(twins)} trial(s) train the same configuration and seed as another and reuse its "
+              "run: " + ", ".join(f"{arm} seed {seed} = {twin[0]} seed {twin[1]}"
+                                  for (arm, seed), twin in twins.items()), flush=True)
+    trained = [pair for pair in pairs if pair not in twins]
+    _run_confirm_pairs(ctx, trained, name="confirm")
     ended = ctx.tracker.confirm_outcomes()  # one MLflow query, not one per pair
-    missing = [pair for pair in pairs if pair not in ended]
+    missing = [pair for pair in trained if pair not in ended]
     if missing:
         print(f"[confirm] running {len(missing)} trial(s) with no result again: "
               + ", ".join(f"{arm} seed {seed}" for arm, seed in missing), flush=True)
         _run_confirm_pairs(ctx, missing, name="confirm-fill")
+    record_reused_runs(ctx.tracker, twins)
 
 
 def _run_confirm_pairs(ctx: StageContext, pairs: list[tuple[str, int]], *, name: str) -> None:

@@ -25,6 +25,7 @@ from orchestrator.paper_numbers import paper_model
 from orchestrator.plan import TrialResolver, arm_recipes, describe_plan, legend_notes, recipe_settings
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, prepare_method,
                                      unlabelled_languages)
+from orchestrator.reuse import identical_arm_notes
 from orchestrator.results import ReportSettings, collect_confirm_results, report_results
 from orchestrator.significance import SignificanceOptions
 from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
@@ -179,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "confirm" in state.stages_done:
         results = collect_confirm_results(tracker, task)
         text = report_results(results, tracker, experiment, task, cfg.seeds, sweep_dir / "results",
-                              _report_settings(cfg, experiment, state))
+                              _report_settings(cfg, experiment, state, resolver))
         print("\n" + text)
     state.complete = True
     state.save(sweep_dir)
@@ -187,12 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState) -> ReportSettings:
-    """The report's tests and legend from the sweep's flags; a reproduction check only when the paper
-    profile ran the experiment's paper model (the published numbers' model)."""
+def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState,
+                     resolver: TrialResolver) -> ReportSettings:
+    """The report's tests and legend from the sweep's flags (and the arms that trained the same as another);
+    a reproduction check only when the paper profile ran the experiment's paper model (the published
+    numbers' model)."""
     options = SignificanceOptions(correction=cfg.correction, ci_method=cfg.ci_method)
     reproduction = cfg.profile == "paper" and cfg.model == paper_model(experiment.name)
-    return ReportSettings(options=options, notes=legend_notes(cfg, experiment, searched="search" in state.stages_done),
+    notes = legend_notes(cfg, experiment, searched="search" in state.stages_done)
+    notes += identical_arm_notes(resolver, [arm.name for arm in experiment.confirm_arms], list(cfg.seeds))
+    return ReportSettings(options=options, notes=notes,
                           model=cfg.model, reproduction=reproduction, bootstrap=cfg.bootstrap)
 
 
@@ -277,6 +282,10 @@ def _resolver(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: 
                          generalized_path=str(assets.generalized_path or ""))
 
 
+# Ray Train's per-trial actor that polls the cluster's nodes for preemption notices (spot instances).
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+
+
 def _start_ray(cfg: SweepConfig) -> dict[str, float]:
     import ray
 
@@ -292,6 +301,8 @@ def _start_ray(cfg: SweepConfig) -> dict[str, float]:
     # Fault injection (tests) reaches the workers wherever they run.
     env_vars = {**WORKER_ENV, **faults.from_environment(), **_plugins_environment()}
     local = {} if cfg.resources.address else {"include_dashboard": cfg.resources.ray_dashboard}
+    if local:  # one machine: no node of it can be preempted, so no trial needs Ray Train's preemption watcher
+        env_vars.setdefault(PREEMPTION_WATCHER_ENV, os.environ.get(PREEMPTION_WATCHER_ENV, "0"))
     context = ray.init(address=cfg.resources.address, runtime_env={"env_vars": env_vars}, log_to_driver=cfg.verbose,
                        logging_level="WARNING", ignore_reinit_error=True, **local)
     if cfg.resources.ray_dashboard and context.dashboard_url:

@@ -58,6 +58,11 @@ def test_salt_sweep_scans_once_and_compares_every_arm_on_the_same_seeds(tmp_path
     tuned_runs = [c for c in children if c.data.tags.get("arm") == "baseline_tuned"]
     assert sorted(c.data.tags["seed"] for c in tuned_runs) == ["1", "2"]
     assert all(float(c.data.params["learning_rate"]) == pytest.approx(tuned_lr) for c in tuned_runs)
+    # The baseline's one search trial is the paper setting, so baseline_tuned trains what baseline trains: its
+    # runs are copies of baseline's (orchestrator.reuse), not trained again, and the legend says so.
+    baseline_runs = {c.data.tags["seed"]: c.info.run_id for c in children if c.data.tags.get("arm") == "baseline"}
+    assert {c.data.tags["seed"]: c.data.tags.get("reused_from") for c in tuned_runs} == baseline_runs
+    assert "identical arms: baseline_tuned resolves to the same configuration as baseline" in first.stdout
     assert parent.data.tags["augment.cache"] == "miss"
     key = parent.data.params["augment.cache_key"]
     languages = parent.data.params["salt.languages"].split(",")
