@@ -62,7 +62,7 @@ TASK_RECIPES: dict[str, TrainingRecipe] = {
         eval_every_steps=100),
     "pawsx": TrainingRecipe(
         "xtreme PAWS-X", f"{XTREME} scripts/train_pawsx.sh: LR=2e-5 EPOCH=5 MAXL=128 (l.25-27), BATCH_SIZE=8 "
-        "GRAD_ACC=4 (l.43-44), --save_steps 200 (l.62), --save_only_best_checkpoint (l.73)",
+        "GRAD_ACC=4 (l.44-45), --save_steps 200 (l.63), --save_only_best_checkpoint (l.74)",
         learning_rate=2e-5, num_train_epochs=5.0, per_device_batch_size=8, grad_accum_steps=4, max_length=128,
         eval_every_steps=200),
     "panx": TrainingRecipe(
@@ -74,7 +74,7 @@ TASK_RECIPES: dict[str, TrainingRecipe] = {
     # sentence-classification recipe (train_pawsx.sh's values), what MARC ran before this table existed.
     "marc": TrainingRecipe(
         "xtreme classification (our choice for MARC)", f"ours: {XTREME} scripts/train_pawsx.sh's values (l.25-27, "
-        "43-44, 62); no cited paper or script gives MARC settings",
+        "44-45, 63); no cited paper or script gives MARC settings",
         learning_rate=2e-5, num_train_epochs=5.0, per_device_batch_size=8, grad_accum_steps=4, max_length=128,
         eval_every_steps=200),
 }
