@@ -8,6 +8,8 @@ seeds spread over the cluster and arms are paired by seed for the t-tests.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,10 +162,37 @@ def _run_config(ctx: StageContext, stage: str, *, name: str | None = None) -> tu
 
 
 def _fit(tuner: tune.Tuner, *, expected: int):
-    grid = tuner.fit()
-    if len(grid) < expected or grid.num_terminated + grid.num_errors < len(grid):
+    with CtrlCWatch() as ctrl_c:
+        grid = tuner.fit()
+    # Trials that Ctrl-C stopped while they ran count as terminated in the grid: only the watch tells them apart.
+    if ctrl_c.pressed or len(grid) < expected or grid.num_terminated + grid.num_errors < len(grid):
         raise StageInterrupted()
     return grid
+
+
+class CtrlCWatch:
+    """Whether a Ctrl-C stopped the ``tuner.fit()`` inside this block.
+
+    ``fit`` installs Tune's own SIGINT handler, which on the first Ctrl-C ends the run gracefully (running
+    trials are stopped and counted as terminated) and puts back the handler it found. The watch installs a
+    handler of its own first: it is the current one again after ``fit`` exactly when Tune was interrupted.
+    A second Ctrl-C reaches it and interrupts as Python's default handler does. In a thread other than the
+    main one no handler can be installed, and the watch reports nothing.
+    """
+
+    def __enter__(self) -> "CtrlCWatch":
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pressed = self._previous is not None and signal.getsignal(signal.SIGINT) == self._handler
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handler(self, signum, frame) -> None:
+        signal.default_int_handler(signum, frame)
 
 
 def _paper_point(resolver: TrialResolver, space: dict[str, Dimension]) -> list[dict[str, Any]]:
