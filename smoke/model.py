@@ -91,9 +91,6 @@ def build_smoke_model(out_root: str | Path, *, seed: int = 0) -> Path:
     Lives in ``<out_root>/smoke-model/<hash>/`` where the hash covers everything that shapes it,
     so a changed recipe gets a new folder instead of silently reusing an old one.
     """
-    import torch
-    from transformers import BertConfig, BertForMaskedLM
-
     recipe = {
         "version": MODEL_VERSION,
         "data": GENERATOR_VERSION,
@@ -104,7 +101,10 @@ def build_smoke_model(out_root: str | Path, *, seed: int = 0) -> Path:
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     target = Path(out_root) / "smoke-model" / digest
     if read_marker(target / MODEL_MARKER) == recipe:
-        return target
+        return target  # without importing torch and the BERT classes: seconds of every later sweep's start
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
     with scratch_dir(target) as scratch:
         tokenizer = _smoke_tokenizer(seed)
         tokenizer.save_pretrained(str(scratch))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.smoke_cache import seed_smoke_cache
 from tests.test_sweep_smoke import env, runs_of, sweep_command
 from trainables.tasks import get_task
 
@@ -29,9 +30,10 @@ SEARCHED = {"learning_rate", "target_precision", "hard_weight", "rounds", "mlm_s
 def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, experiment, samples, arms):
     task = get_task(experiment.split("_")[1])
     metric = task.metric
-    proc = subprocess.run(sweep_command(experiment, "--profile", "smoke", "--seeds", "1,2", "--num-samples", str(samples),
-                                        "--set", "num_train_epochs=1", "--set", "rounds=1", "--arms", ",".join(arms)),
-                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=900)
+    args = (experiment, "--profile", "smoke", "--seeds", "1,2", "--num-samples", str(samples), "--set", "num_train_epochs=1",
+            "--set", "rounds=1", "--arms", ",".join(arms))
+    seed_smoke_cache(tmp_path, *args)
+    proc = subprocess.run(sweep_command(*args), cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     label = {"f1": "F1", "macro_f1": "macro-F1"}.get(task.reported_metric, "accuracy")  # MARC: macro-F1
     assert f"{experiment}: test {label} per language" in proc.stdout

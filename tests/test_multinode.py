@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.smoke_cache import seed_smoke_cache
 from tests.test_sweep_smoke import env, runs_of, sweep_command
 from trainables import faults
 
@@ -207,6 +208,7 @@ def test_driver_killed_mid_search_resumes_and_a_diverged_seed_is_reported_missin
             "--search-seeds", "2", "--set", "max_steps=20", "--address", cluster.address,
             "--storage", str(tmp_path / "sweeps"))
     run_env = {**client_env(cluster), faults.NAN_LOSS: "3:5"}
+    seed_smoke_cache(tmp_path, *args)
     proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, env=run_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     seen: list[str] = []
@@ -269,10 +271,11 @@ def test_sweep_survives_losing_a_worker_node_mid_run(cluster, tmp_path):
     cluster, _private = cluster
     victim = cluster.node_ids()[2]
     seeds = ("1", "2", "3")
-    proc = subprocess.Popen(sweep_command("baseline_xnli", "--profile", "smoke", "--num-samples", "0",
-                                          "--arms", "baseline", "--seeds", ",".join(seeds),
-                                          "--set", "num_train_epochs=1", "--set", "eval_every_steps=10",
-                                          "--address", cluster.address, "--storage", str(tmp_path / "sweeps")),
+    args = ("baseline_xnli", "--profile", "smoke", "--num-samples", "0", "--arms", "baseline", "--seeds", ",".join(seeds),
+            "--set", "num_train_epochs=1", "--set", "eval_every_steps=10", "--address", cluster.address,
+            "--storage", str(tmp_path / "sweeps"))
+    seed_smoke_cache(tmp_path, *args)
+    proc = subprocess.Popen(sweep_command(*args),
                             cwd=tmp_path, env={**client_env(cluster), faults.PAUSE: "10:12"}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     killed_run, deadline, nodes_seen = None, time.monotonic() + 400, set()

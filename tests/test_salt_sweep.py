@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.smoke_cache import seed_smoke_cache
 from tests.test_sweep_smoke import env, runs_of, sweep_command
 from trainables.tasks import get_task
 
@@ -23,6 +24,7 @@ ARMS = ("baseline", "salt")
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    seed_smoke_cache(tmp_path, "salt_xnli", "--profile", "smoke", *args)
     proc = subprocess.run(sweep_command("salt_xnli", "--profile", "smoke", *args), cwd=tmp_path, env=env(),
                           capture_output=True, text=True, timeout=800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
+from tests.smoke_cache import seed_smoke_cache
 from tests.test_sweep_smoke import env, runs_of, sweep_command
 from trainables.tasks import get_task
 
@@ -23,10 +24,10 @@ ARMS = ("baseline", "translate_train", "xmixup", "xmixup_no_mixup")
 
 
 def test_xmixup_sweep_compares_every_arm_and_logs_cka(tmp_path):
-    proc = subprocess.run(sweep_command("xmixup_xnli", "--profile", "smoke", "--seeds", "1,2", "--num-samples", "1",
-                                        "--set", "num_train_epochs=1", "--set", "train_languages=de",
-                                        "--arms", ",".join(ARMS)),
-                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=900)
+    args = ("xmixup_xnli", "--profile", "smoke", "--seeds", "1,2", "--num-samples", "1", "--set", "num_train_epochs=1",
+            "--set", "train_languages=de", "--arms", ",".join(ARMS))
+    seed_smoke_cache(tmp_path, *args)
+    proc = subprocess.run(sweep_command(*args), cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "xmixup_xnli: test accuracy per language" in proc.stdout
     assert "linear CKA" in proc.stdout  # the CKA table follows the accuracy table
