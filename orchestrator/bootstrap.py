@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from orchestrator.stats import AVG, AVG_EN
+from orchestrator.stats_summary import AVG, AVG_EN
 from trainables.predictions import ENTITY_COUNTS
 
 ACCURACY, ENTITY_F1, MACRO_F1 = "acc", "f1", "macro_f1"

@@ -26,7 +26,7 @@ import pandas as pd
 
 from orchestrator.experiments import Experiment
 from orchestrator.predictions import quiet_downloads
-from orchestrator.report import DAGGER, WORSE_MARK
+from orchestrator.report_cells import DAGGER, WORSE_MARK
 from orchestrator.significance import SignificanceOptions, paired_test
 from orchestrator.tracking import SweepTracker
 from trainables import generalized

@@ -48,7 +48,7 @@ import pandas as pd
 
 from orchestrator.experiments import EXPERIMENTS, get_experiment
 from orchestrator.profiles import PAPER
-from orchestrator.stats import AVG, AVG_EN
+from orchestrator.stats_summary import AVG, AVG_EN
 from trainables.tasks import TASKS
 
 PAPER_NUMBERS_FILE = "paper_numbers.csv"

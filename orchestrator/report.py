@@ -1,58 +1,32 @@
-"""Render a :class:`orchestrator.stats.Summary` as paper-style results tables.
+"""Render a :class:`orchestrator.stats_summary.Summary` as paper-style results tables.
 
 Rows are arms (in the summary's order), columns are the languages, then
 ``avg`` (macro average without the source language) and ``avg+<source>``
 (macro average with it; ``avg+en`` for an English source).
 
-Cell format, identical in every renderer apart from the bold markup
-(Markdown ``**...**``, HTML ``<b>...</b>``, shown here in Markdown)::
-
-    73.4 ± 0.5              mean ± sample std over seeds, percent, one decimal
-    **73.4 ± 0.5**          best mean of the column (ties are all bold)
-    73.4 ± 0.5†             significantly better than the baseline arm (corrected p <= alpha)
-    73.4 ± 0.5▼             significantly worse than the baseline arm (corrected p <= alpha)
-    **73.4 ± 0.5**†         both
-    73.4 ± 0.5 (n=4)        fewer seeds than expected: the n actually used
-    **73.4 ± 0.5**† (n=4)   all of it; the order is always bold, mark, (n=..)
-    73.4 (n=1)              a single seed has no std
-    –                       the arm has no result in this column
-
-The mark sits outside the bold so that it reads as a mark on the cell, like
-the papers' superscript, and ``(n=...)`` comes last because it qualifies the
-whole cell. SALT's Table 1 marks significant improvements only; a significant
-degradation gets its own mark (▼, not ‡, which is too easily read as †).
+Each cell's text (mean ± std, bold, marks, ``(n=...)``) is :mod:`orchestrator.report_cells`, whose
+docstring shows the format; the legend under the table is :mod:`orchestrator.report_legend`. This
+module puts them together as Markdown, terminal text and HTML, and writes the report's files.
 The HTML table adds, under every tested cell, the mean paired difference to the
 baseline with its confidence interval, and the raw and adjusted p as a tooltip.
-Values are multiplied by 100 here only: the CSV files keep the summary's
-fractions at full precision so they can be re-analysed.
-
-That is the default :data:`PERCENT` format. A score that is itself read on
-[0, 1], such as X-Mixup's linear CKA (its Table 7: ``0.81``), is shown with
-:data:`FRACTION` instead: unscaled, two decimals (``0.81 ± 0.01``).
+The CSV files keep the summary's fractions at full precision so they can be re-analysed.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
 
-from orchestrator.stats import AVG, AVG_EN, BETTER, WORSE, Cell, Summary
+from orchestrator.report_cells import (CHANCE_MARK, MARKS, PERCENT, ValueFormat, column_label, format_cell,
+                                       format_difference)
+from orchestrator.report_legend import legend_lines
+from orchestrator.stats_summary import AVG, AVG_EN, Cell, Summary
 
-DAGGER = "†"
-"""Significantly better than the baseline."""
-WORSE_MARK = "▼"
-"""Significantly worse than the baseline."""
-MARKS = {BETTER: DAGGER, WORSE: WORSE_MARK}
-CHANCE_MARK = "⚠"
-"""After an arm's name: some of its runs never selected above chance (their kept checkpoint is arbitrary)."""
-EMPTY_CELL = "–"
 ARM_HEADER = "arm"
 
 REPORT_FILES: tuple[str, ...] = ("results.md", "results.csv", "results.html", "ttest.csv")
@@ -68,68 +42,7 @@ _HTML_STYLE = (
 )
 
 
-@dataclass(frozen=True)
-class ValueFormat:
-    """How a summary's fractions are shown in the cells, and how the legend names their unit.
-
-    ``label_suffix`` follows the metric label at the start of the legend: ``" (%):"`` after a
-    short name such as "accuracy", ``";"`` after a label that is a whole description.
-    """
-
-    scale: float = 100.0
-    digits: int = 1
-    label_suffix: str = " (%):"
-    difference_unit: str = " points"
-
-    def number(self, value: float, *, signed: bool = False) -> str:
-        return f"{value * self.scale:{'+' if signed else ''}.{self.digits}f}"
-
-
-PERCENT = ValueFormat()
-"""Accuracy and F1 as the papers print them: percent, one decimal."""
-FRACTION = ValueFormat(scale=1.0, digits=2, label_suffix=";", difference_unit="")
-"""Scores on [0, 1] that papers print unscaled, such as linear CKA: two decimals."""
-
-
-# --------------------------------------------------------------------------- cells and headers
-
-
-def column_label(summary: Summary, column: str) -> str:
-    """Header text: languages as their codes, averages spelled so the source's role is visible."""
-    if column == AVG:
-        return "avg"
-    if column == AVG_EN:
-        return f"avg+{summary.source_language}"
-    return column
-
-
-def format_cell(
-    cell: Cell, *, expected_n: int, html_markup: bool = False, value_format: ValueFormat = PERCENT
-) -> str:
-    """The text of one cell (see the module docstring for the format).
-
-    With ``html_markup`` the result is an HTML fragment (``<b>`` for bold);
-    otherwise Markdown (``**``).
-    """
-    if cell.n == 0 or not math.isfinite(cell.mean):
-        return EMPTY_CELL
-    text = _mean_std(cell, value_format)
-    if cell.best:
-        text = f"<b>{text}</b>" if html_markup else f"**{text}**"
-    text += MARKS.get(cell.direction, "")
-    if cell.n < expected_n:
-        text += f" (n={cell.n})"
-    return text
-
-
-def format_difference(cell: Cell, value_format: ValueFormat = PERCENT) -> str:
-    """``+1.2 [+0.3, +2.1]``: the mean paired difference to the baseline and its interval ("" if untested)."""
-    if cell.mean_diff is None:
-        return ""
-    text = value_format.number(cell.mean_diff, signed=True)
-    if cell.ci_low is not None and cell.ci_high is not None:
-        text += f" [{value_format.number(cell.ci_low, signed=True)}, {value_format.number(cell.ci_high, signed=True)}]"
-    return text
+# --------------------------------------------------------------------------- table
 
 
 def _html_cell(cell: Cell, summary: Summary, text: str, value_format: ValueFormat) -> str:
@@ -142,15 +55,6 @@ def _html_cell(cell: Cell, summary: Summary, text: str, value_format: ValueForma
         tooltip += f"; p = {cell.p_value:.3g}, p adjusted ({summary.options.correction_name}) = {cell.p_adjusted:.3g}"
     return (f'<td title="{html.escape(tooltip)}">{text}'
             f'<span class="diff">{html.escape(difference)}</span></td>')
-
-
-def _mean_std(cell: Cell, value_format: ValueFormat) -> str:
-    """``mean ± std`` scaled and rounded; just the mean when the std is undefined (one seed)."""
-    scale, digits = value_format.scale, value_format.digits
-    mean = f"{cell.mean * scale:.{digits}f}"
-    if not math.isfinite(cell.std):
-        return mean
-    return f"{mean} ± {cell.std * scale:.{digits}f}"
 
 
 def _table(
@@ -168,92 +72,6 @@ def _table(
             row.append(_html_cell(cell, summary, text, value_format) if html_markup else text)
         rows.append(row)
     return headers, rows
-
-
-# --------------------------------------------------------------------------- legend
-
-
-def legend_lines(
-    summary: Summary, *, metric_label: str = "accuracy", value_format: ValueFormat = PERCENT,
-    notes: Sequence[str] = (),
-) -> list[str]:
-    """Plain-text legend: what a cell and each mark mean, the averages, the per-arm verdicts, the
-    differences the seeds could detect, ``notes`` (the protocol: search, baseline tuning), missing seeds.
-
-    The tests are only explained when the table has them (a summary without a baseline has no
-    marks), and ``avg+<source>`` only when the table shows it.
-    """
-    seeds = ", ".join(str(seed) for seed in summary.expected_seeds) or "none"
-    source = summary.source_language
-    lines = [
-        f"{metric_label}{value_format.label_suffix} mean ± std over {len(summary.expected_seeds)} seeds "
-        f"(seeds: {seeds}); bold = best",
-    ]
-    if summary.baseline_arm is not None:
-        lines.append(_marks_line(summary))
-    averages = f"avg = macro average over the target languages (without {source})"
-    if AVG_EN in summary.columns:
-        averages += f"; avg+{source} = macro average over all languages"
-    lines.append(averages)
-    if summary.baseline_arm is not None:
-        lines.extend(_verdict_lines(summary, value_format))
-    lines.extend(notes)
-    if summary.at_chance:
-        runs = "; ".join(f"{arm}: seed {', '.join(map(str, seeds))}" for arm, seeds in summary.at_chance.items())
-        lines.append(f"{CHANCE_MARK} selection metric at chance (never above the dev set's constant-prediction "
-                     f"score): the kept checkpoint is arbitrary; {runs}")
-    missing = summary.missing_seeds()
-    if missing:
-        per_arm = "; ".join(f"{arm}: {', '.join(str(seed) for seed in seeds)}" for arm, seeds in missing.items())
-        lines.append(f"missing seeds: {per_arm}")
-    return lines
-
-
-def _same_as_baseline(summary: Summary, arm: str) -> bool:
-    """Every column paired on two or more seeds with no difference at all (e.g. the search kept the paper
-    setting, so the tuned arm is the baseline run again): say so rather than leave the row unexplained."""
-    cells = [summary.cell(arm, column) for column in summary.columns]
-    return any(cell.n_pairs >= 2 for cell in cells) and all(
-        cell.mean_diff is not None and abs(cell.mean_diff) < 1e-12 for cell in cells if cell.n_pairs)
-
-
-def _marks_line(summary: Summary) -> str:
-    options = summary.options
-    if options.correction == "none":
-        rule = f"p <= {options.alpha:g}, not corrected for the many columns"
-    else:
-        rule = (f"p adjusted ({options.correction_name}, over each arm's {len(summary.columns)} columns) "
-                f"<= {options.alpha:g}")
-    interval = "t" if options.ci_method == "t" else "percentile bootstrap over seeds"
-    return (f"{DAGGER} significantly better, {WORSE_MARK} significantly worse than {summary.baseline_arm}: "
-            f"paired t-test over seeds, {rule}; differences to {summary.baseline_arm} with "
-            f"{options.confidence:.0%} {interval} intervals in results.html and ttest.csv")
-
-
-def _verdict_lines(summary: Summary, value_format: ValueFormat) -> list[str]:
-    """Per arm: better/worse on how many languages; the smallest difference its seeds could detect."""
-    options = summary.options
-    verdicts, detectable = [], []
-    for arm in summary.arms:
-        if arm == summary.baseline_arm:
-            continue
-        better, worse, tested = summary.direction_counts(arm)
-        if tested:
-            verdicts.append(f"{arm} better on {better}, worse on {worse} of {tested} languages")
-        elif _same_as_baseline(summary, arm):
-            verdicts.append(f"{arm} equals {summary.baseline_arm} on every paired seed (no test)")
-        mdd = [f"{column_label(summary, column)} {value_format.number(summary.cell(arm, column).mdd)}"
-               for column in (AVG, AVG_EN) if column in summary.columns and summary.cell(arm, column).mdd is not None]
-        if mdd:
-            detectable.append(f"{arm} {', '.join(mdd)}")
-    lines = []
-    if verdicts:
-        lines.append(f"vs {summary.baseline_arm} ({options.correction_name}): " + "; ".join(verdicts))
-    if detectable:
-        lines.append(f"smallest true difference the seeds detect with {options.power:.0%} power (paired t-test, "
-                     f"two-sided, alpha {options.alpha:g} uncorrected, observed spread){value_format.difference_unit and ', in' + value_format.difference_unit}: "
-                     + "; ".join(detectable))
-    return lines
 
 
 # --------------------------------------------------------------------------- renderers

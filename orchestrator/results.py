@@ -20,12 +20,14 @@ import pandas as pd
 from orchestrator.experiments import Experiment
 from orchestrator.paper_numbers import (paper_block, render_paper_block_html, render_paper_block_markdown,
                                         repro_gap_avg)
-from orchestrator.report import FRACTION, render_text, write_reports
+from orchestrator.report import render_text, write_reports
+from orchestrator.report_cells import FRACTION
 from orchestrator.bootstrap import bootstrap_tests
 from orchestrator.generalized import collect_generalized, report_generalized
 from orchestrator.predictions import confirm_predictions
 from orchestrator.significance import SignificanceOptions, adjust_p_values
-from orchestrator.stats import AVG, AVG_EN, Summary, summarize
+from orchestrator.stats import summarize
+from orchestrator.stats_summary import AVG, AVG_EN, Summary
 from orchestrator.transfer_analysis import (cka_spearman, language_split, render_spearman, render_split,
                                             spearman_metrics, split_metrics, split_table, write_split)
 from orchestrator.tracking import AT_CHANCE, SweepTracker

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.experiments import Experiment
-from orchestrator.report import MARKS, PERCENT
+from orchestrator.report_cells import MARKS, PERCENT
 from orchestrator.significance import SignificanceOptions, adjust_p_values, paired_test
-from orchestrator.stats import BETTER, WORSE
+from orchestrator.stats_summary import BETTER, WORSE
 from trainables.tasks import TaskSpec, parse_languages
 
 SPEARMAN_COLUMNS = ("arm", "n_languages", "rho", "p_value")

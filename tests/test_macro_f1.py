@@ -20,7 +20,8 @@ from orchestrator.tracking import PARENT_TAG, SweepTracker
 from trainables.checkpoints import FolderStore
 from trainables.config import TrainConfig
 from trainables.data import load_raw, make_collator, tokenize_cached
-from trainables.loop import Evaluator, local_context, train_and_evaluate
+from trainables.evaluation import Evaluator
+from trainables.loop import local_context, train_and_evaluate
 from trainables.metrics import confusion_counts, macro_f1
 from smoke import build_smoke_data
 from trainables.tasks import MARC, TaskSpec

@@ -16,7 +16,8 @@ from datasets import Dataset, DatasetDict
 from trainables.checkpoints import FolderStore
 from trainables.config import TrainConfig
 from trainables.data import IGNORE_INDEX, load_raw, load_tokenized, make_collator, tokenize_cached
-from trainables.loop import DistContext, Evaluator, local_context, train_and_evaluate
+from trainables.evaluation import Evaluator
+from trainables.loop import DistContext, local_context, train_and_evaluate
 from trainables.metrics import entity_counts, entity_f1
 from trainables.predictions import ExamplePredictions, write_predictions
 from smoke import build_smoke_data

@@ -1,6 +1,6 @@
-"""orchestrator.report on a hand-built Summary whose every cell string is known.
+"""orchestrator.report (and its cells and legend) on a hand-built Summary whose every cell string is known.
 
-Cell format (see orchestrator.report's docstring): ``mean ± std`` in percent with
+Cell format (see orchestrator.report_cells's docstring): ``mean ± std`` in percent with
 one decimal; best in column bold (``**..**`` / ``<b>..</b>``); ``†`` after it when
 p <= alpha vs the baseline; `` (n=k)`` when fewer seeds than expected; ``–`` for
 no result; a single seed shows only the mean. ``FRACTION`` (linear CKA) keeps the
@@ -22,19 +22,12 @@ import pytest
 from mlflow.entities import Metric
 
 from orchestrator.experiments import Arm, Experiment
-from orchestrator.report import (
-    FRACTION,
-    PERCENT,
-    REPORT_FILES,
-    format_cell,
-    legend_lines,
-    render_html,
-    render_markdown,
-    render_text,
-    write_reports,
-)
+from orchestrator.report import REPORT_FILES, render_html, render_markdown, render_text, write_reports
+from orchestrator.report_cells import FRACTION, PERCENT, format_cell
+from orchestrator.report_legend import legend_lines
 from orchestrator.results import CKA_FILES, CKA_LABEL, collect_confirm_results, report_results
-from orchestrator.stats import AVG, AVG_EN, BETTER, Cell, Summary, summarize
+from orchestrator.stats import summarize
+from orchestrator.stats_summary import AVG, AVG_EN, BETTER, Cell, Summary
 from orchestrator.tracking import PARENT_TAG, SweepTracker
 from trainables.tasks import TaskSpec
 

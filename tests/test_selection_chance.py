@@ -10,7 +10,8 @@ from datasets import Dataset, DatasetDict
 
 from trainables.config import TrainConfig
 from trainables.data import load_raw, tokenize_cached
-from trainables.loop import Evaluator, local_context, train_and_evaluate
+from trainables.evaluation import Evaluator
+from trainables.loop import local_context, train_and_evaluate
 from trainables.methods import get_method
 from smoke import build_smoke_data
 from trainables.tasks import get_task

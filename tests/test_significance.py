@@ -19,9 +19,12 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from orchestrator.report import DAGGER, WORSE_MARK, legend_lines, render_html, render_markdown
+from orchestrator.report import render_html, render_markdown
+from orchestrator.report_cells import DAGGER, WORSE_MARK
+from orchestrator.report_legend import legend_lines
 from orchestrator.significance import SignificanceOptions, minimal_detectable_difference, paired_test
-from orchestrator.stats import AVG, AVG_EN, BETTER, WORSE, summarize
+from orchestrator.stats import summarize
+from orchestrator.stats_summary import AVG, AVG_EN, BETTER, WORSE
 from tests.test_stats import LANGUAGES, VALUES, long_frame
 
 

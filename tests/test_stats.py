@@ -30,7 +30,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from orchestrator.stats import AVG, AVG_EN, Cell, Summary, summarize
+from orchestrator.stats import summarize
+from orchestrator.stats_summary import AVG, AVG_EN, Cell, Summary
 
 LANGUAGES = ["en", "de", "fr"]
 VALUES = {

@@ -31,7 +31,8 @@ from trainables.data import (
     tokenize_cached,
     word_segments,
 )
-from trainables.loop import DistContext, Evaluator, local_context, train_and_evaluate
+from trainables.evaluation import Evaluator
+from trainables.loop import DistContext, local_context, train_and_evaluate
 from trainables.metrics import entity_f1, merge_segments, tag_sequences
 from smoke import build_smoke_data
 from trainables.tasks import MARC, PANX, XNLI

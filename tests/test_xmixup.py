@@ -187,7 +187,8 @@ def _cfg(**params):
 def xnli_parallel(smoke_root, smoke_model):
     from trainables.data import load_raw
     from smoke import build_smoke_data
-    from trainables.methods.xmixup.translations import load_parallel, parallel_cached, resolve_translations
+    from trainables.methods.xmixup.parallel_cache import parallel_cached
+    from trainables.methods.xmixup.translations import load_parallel, resolve_translations
 
     task = get_task("xnli")
     raw = load_raw(task, str(build_smoke_data(task, smoke_root)))

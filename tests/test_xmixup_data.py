@@ -15,12 +15,12 @@ from trainables.data import load_raw, load_tokenized, make_collator
 from smoke import build_smoke_data, build_smoke_translations
 from smoke import examples as _examples
 from trainables.tasks import PAWSX, XNLI
-from trainables.methods.xmixup import translations
+from trainables.methods.xmixup import parallel_cache, translations
+from trainables.methods.xmixup.parallel_cache import parallel_cached
 from trainables.methods.xmixup.translations import (
     TranslationsUnavailable,
     check_translations,
     load_parallel,
-    parallel_cached,
     required_files,
     resolve_translations,
     translations_root,
@@ -231,7 +231,7 @@ def test_parallel_cache_columns_and_reuse(xnli_parallel, smoke_model, tmp_path, 
     def no_second_tokenization(*args, **kwargs):
         raise AssertionError("tokenised again")
 
-    monkeypatch.setattr(translations, "_tokenize_parallel", no_second_tokenization)
+    monkeypatch.setattr(parallel_cache, "_tokenize_parallel", no_second_tokenization)
     assert parallel_cached(parallel, XNLI, smoke_model, 64, tmp_path) == path
     with pytest.raises(AssertionError, match="tokenised again"):
         parallel_cached(parallel, XNLI, smoke_model, 32, tmp_path)

@@ -16,7 +16,8 @@ from trainables.data import load_tokenized, tokenize_cached
 from trainables.loop import train_and_evaluate
 from trainables.methods.xmixup.method import XMixup
 from trainables.tasks import get_task
-from trainables.methods.xmixup.translations import load_parallel, parallel_cached, translation_file
+from trainables.methods.xmixup.parallel_cache import parallel_cached
+from trainables.methods.xmixup.translations import load_parallel, translation_file
 
 TASK = get_task("pawsx")
 # topic -> (its words, the cue word that opens sentence2 of a paraphrase); topic "b" has no translation.

@@ -8,7 +8,7 @@ give 15 x 15 = 225 parts, the diagonal being the ordinary test sets. The pairing
 checked: every language must have as many test rows as the others and the same label on every row,
 else the sets are not parallel and the evaluation is refused with one line (``DataUnavailable``).
 
-What a confirm run reports (``trainables.loop.Evaluator.generalized_scores``): the accuracy of every
+What a confirm run reports (``trainables.evaluation.Evaluator.generalized_scores``): the accuracy of every
 pair under ``gen_pair_acc_<p>_<h>`` (the cells of the run's matrix artifact, not MLflow metrics of
 their own), and as metrics the average over hypothesis languages per premise language
 (``gen_acc_premise_<p>``, a row average of SALT's Tables 4-6), the average over premise languages per

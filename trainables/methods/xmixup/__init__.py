@@ -1,7 +1,7 @@
 """X-Mixup's building blocks (Yang et al., ICLR 2022, "Enhancing Cross-lingual Transfer by Manifold Mixup").
 
 - ``translations``: XTREME's translate-train / translate-test files (and back-translations) read into
-  (target, English source) pairs, tokenised once and cached by content hash.
+  (target, English source) pairs; ``parallel_cache``: those pairs tokenised once and cached by content hash.
 - ``model``: the two-stream encoder that mixes the target with the source inside layer l, with the
   layer's own attention weights.
 - ``ratio``: the mixup ratio from translation quality, λ = λ0 σ((H(A) + H(Aᵀ)) W + b) (Eq. 5).

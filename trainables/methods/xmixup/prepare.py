@@ -118,8 +118,9 @@ class Translations(PrepareStep):
 
         from search_spaces.spec import Choice
         from trainables.data import load_raw
+        from trainables.methods.xmixup.parallel_cache import parallel_cached
         from trainables.methods.xmixup.translations import (TranslationsUnavailable, check_translations, load_parallel,
-                                                            parallel_cached, resolve_translations)
+                                                            resolve_translations)
 
         task, settings = ctx.task, ctx.settings
         languages = ctx.target_languages()

@@ -16,6 +16,8 @@ made the same way and put beside the others. Layout under a translations root (l
   order: orig_text1, orig_text2, en_text1, en_text2[, label] or en_text1, en_text2[, label];
 * ``translate-dev/dev-<lang>-en-translated.tsv``: the same for the validation split (only needed to
   select on every language's dev set).
+
+Tokenising the pairs read here, cached by content, is ``trainables.methods.xmixup.parallel_cache``.
 """
 
 from __future__ import annotations
@@ -25,24 +27,15 @@ import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import huggingface_hub
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets
 from huggingface_hub.errors import HfHubHTTPError
 
-from trainables.data import (
-    content_cache_key,
-    encode_batch,
-    label_lookup,
-    probe_hub,
-    publish_cached,
-    tokenized_features,
-)
+from trainables.data import label_lookup, probe_hub
 from trainables.paired import BACK, SOURCE, TRAIN_PART
 from trainables.tasks import TaskSpec, split_key
 
-PARALLEL_FORMAT_VERSION = "xlt-parallel-v1"
 XTREME_FOLDERS = {"xnli": "XNLI", "pawsx": "PAWSX"}
 _FILES = {
     "train": "translate-train/en-{lang}-translated.tsv",
@@ -51,7 +44,6 @@ _FILES = {
     "validation": "translate-dev/dev-{lang}-en-translated.tsv",
 }
 _KIND_FOLDERS = tuple(sorted({pattern.split("/")[0] for pattern in _FILES.values()}))
-_ENCODINGS = ("input_ids", "attention_mask", "token_type_ids")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LABEL_TOLERANCE = 0.01  # translate-test labels may disagree with the split on this share of rows
 _SHOWN_MISSING = 6
@@ -315,92 +307,3 @@ def load_parallel(
         path = None if lang == task.source_language else base / translation_file(kind, lang)
         parts[key] = _with_source(task, raw[key], path)
     return DatasetDict(parts)
-
-
-# --------------------------------------------------------------------------------------------
-# Tokenisation, cached by content
-# --------------------------------------------------------------------------------------------
-
-
-def _prefixes(columns: Sequence[str]) -> list[str]:
-    return ["", SOURCE] + ([BACK] if any(name.startswith(BACK) for name in columns) else [])
-
-
-def _encode_pairs(
-    batch: dict[str, list],
-    *,
-    tokenizer: Any,
-    text_fields: Sequence[str],
-    label_field: str,
-    max_length: int,
-    prefixes: Sequence[str],
-    columns: Sequence[str],
-) -> dict[str, list]:
-    """Each pair (target, ``source_``, ``backtrans_``) encoded as two texts, truncated, not padded."""
-    out: dict[str, list] = {}
-    for prefix in prefixes:
-        fields = [prefix + name for name in text_fields]
-        encoded = encode_batch(
-            batch, tokenizer=tokenizer, text_fields=fields, label_field=label_field, max_length=max_length
-        )
-        out.update({prefix + name: encoded[name] for name in _ENCODINGS if prefix + name in columns})
-        if not prefix:
-            out["labels"], out["length"] = encoded["labels"], encoded["length"]
-    if "language" in columns:
-        out["language"] = batch["language"]
-    return out
-
-
-def _parallel_features(tokenizer: Any, prefixes: Sequence[str], with_language: bool) -> Features:
-    single = tokenized_features(tokenizer)
-    encodings = {prefix + name: single[name] for prefix in prefixes for name in _ENCODINGS if name in single}
-    language = {"language": Value("string")} if with_language else {}
-    return Features({**encodings, "labels": single["labels"], "length": single["length"], **language})
-
-
-def _tokenize_parallel(
-    raw_parallel: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, work_dir: Path, key: str
-) -> DatasetDict:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    out = {}
-    for name, ds in raw_parallel.items():
-        prefixes = _prefixes(ds.column_names)
-        features = _parallel_features(tokenizer, prefixes, "language" in ds.column_names)
-        kwargs = {
-            "tokenizer": tokenizer,
-            "text_fields": task.text_fields,
-            "label_field": task.label_field,
-            "max_length": max_length,
-            "prefixes": prefixes,
-            "columns": list(features),
-        }
-        out[name] = ds.map(
-            _encode_pairs,
-            batched=True,
-            fn_kwargs=kwargs,
-            remove_columns=ds.column_names,
-            features=features,
-            cache_file_name=str(work_dir / f"{name}.arrow"),
-            new_fingerprint=f"{key[:16]}-{name}",
-            desc=f"tokenize {name}",
-        )
-    return DatasetDict(out)
-
-
-def parallel_cache_key(raw_parallel: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int) -> str:
-    fields = [task.name, *task.text_fields, task.label_field, str(max_length)]
-    return content_cache_key(PARALLEL_FORMAT_VERSION, fields, tokenizer_dir, raw_parallel)
-
-
-def parallel_cached(
-    raw_parallel: DatasetDict, task: TaskSpec, tokenizer_dir: str | Path, max_length: int, cache_dir: str | Path
-) -> Path:
-    """Tokenise ``load_parallel``'s pairs once per (content, tokenizer, max_length); returns the saved folder
-    (under ``cache_dir/tokenized``, like ``tokenize_cached``: same atomic publish, different key)."""
-    key = parallel_cache_key(raw_parallel, task, tokenizer_dir, max_length)
-    return publish_cached(cache_dir, key, lambda work_dir: _tokenize_parallel(raw_parallel, task, tokenizer_dir,
-                                                                               max_length, work_dir, key),
-                          task=task, tokenizer_dir=tokenizer_dir, max_length=max_length,
-                          data_format=PARALLEL_FORMAT_VERSION)
