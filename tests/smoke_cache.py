@@ -7,8 +7,9 @@ sweep under one storage does; the sweep then reads them through its ordinary cac
 built here by the sweep's own code (``orchestrator.assets``) for the sweep's own arguments, so the content
 and its cache keys are exactly those the sweep would have written, and linked (not copied) into place.
 
-A sweep that builds its assets itself stays covered end to end: tests/test_sweep_smoke.py (the README's
-smoke job) and the node-local storage refusal in tests/test_multinode.py do not seed.
+A sweep that builds its assets itself stays covered end to end: the toy method's one-trial sweep
+(tests/test_method_contract.py, a new user's first run) and the node-local storage refusal in
+tests/test_multinode.py (nothing may be built before that check) do not seed.
 """
 
 from __future__ import annotations

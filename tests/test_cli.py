@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator import cli
 from orchestrator.sweep import main
+from tests.smoke_cache import seed_smoke_cache
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -291,8 +292,9 @@ def test_salt_without_a_word_list_is_one_line(tmp_path):
     lists = tmp_path / "lists"
     lists.mkdir()
     (lists / "en.txt").write_text("house\nriver\n")
-    proc = run_cli("salt_pawsx", "--profile", "smoke", "--salt-wordlists", str(lists), "--salt-languages", "fr,de",
-                   cwd=tmp_path)
+    args = ("salt_pawsx", "--profile", "smoke", "--salt-wordlists", str(lists), "--salt-languages", "fr,de")
+    seed_smoke_cache(tmp_path, *args)
+    proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "no fr.txt, de.txt in --salt-wordlists" in err[0], proc.stderr
@@ -339,7 +341,9 @@ def test_xmixup_missing_translations_are_one_line_before_ray(tmp_path):
 
 
 def test_xmixup_layers_beyond_the_encoder_are_one_line(tmp_path):
-    proc = run_cli("xmixup_pawsx", "--profile", "smoke", "--xmixup-layers", "1,4", cwd=tmp_path)
+    args = ("xmixup_pawsx", "--profile", "smoke", "--xmixup-layers", "1,4")
+    seed_smoke_cache(tmp_path, *args)
+    proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "--xmixup-layers 4: the encoder has 2 layers" in err[0], proc.stderr

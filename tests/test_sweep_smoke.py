@@ -21,6 +21,7 @@ import pytest
 from orchestrator.bootstrap import bootstrap_tests
 from orchestrator.predictions import confirm_predictions
 from orchestrator.tracking import SweepTracker, open_client
+from tests.smoke_cache import seed_smoke_cache
 from trainables.tasks import get_task
 
 pytestmark = pytest.mark.slow
@@ -80,6 +81,7 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
     reuses its runs; either way a trial is left), then ``--resume``: the
     search is not rerun, no finished trial reruns, and what a researcher opens is complete."""
     args = ("baseline_xnli", "--profile", "smoke")
+    seed_smoke_cache(tmp_path, *args)  # the toy method's sweep (tests/test_method_contract.py) builds its own
     search_done, confirm_done = _interrupt_after_first_confirm_trial(args, tmp_path)
     assert len(search_done) == 2
 
