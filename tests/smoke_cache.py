@@ -56,5 +56,11 @@ def seed_smoke_cache(cwd: Path, *sweep_args: str) -> Path:
     for folder in ASSET_FOLDERS:
         source = template.cache_dir / folder
         if source.exists():
-            shutil.copytree(source, target / folder, copy_function=os.link, dirs_exist_ok=True)
+            shutil.copytree(source, target / folder, copy_function=_link_unless_there, dirs_exist_ok=True)
     return target
+
+
+def _link_unless_there(source: str, destination: str) -> None:
+    """A second seeding of one storage (a test's second sweep) keeps what the first linked."""
+    if not os.path.exists(destination):
+        os.link(source, destination)
