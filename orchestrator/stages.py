@@ -34,6 +34,7 @@ from trainables.methods import get_method
 # took 113 s instead of 121 s on 2 cores, same metrics).
 REUSE_TRIAL_DRIVERS = True
 
+
 class StageInterrupted(Exception):
     """The stage stopped before all its trials ended (Ctrl-C); its state is saved for --resume."""
 

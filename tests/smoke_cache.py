@@ -14,6 +14,7 @@ tests/test_multinode.py (nothing may be built before that check) do not seed.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ ASSET_FOLDERS = ("smoke-model", "smoke-data", "tokenized")
 def _template_storage() -> Path:
     if "root" not in _TEMPLATE:
         _TEMPLATE["root"] = Path(tempfile.mkdtemp(prefix="xlt-smoke-template-"))
+        atexit.register(shutil.rmtree, _TEMPLATE["root"], True)  # the session's template goes with it
     return _TEMPLATE["root"]
 
 
