@@ -57,9 +57,9 @@ class Comparison:
         sweeps = list({row.sweep.run_id: row.sweep for row in self.rows}.values())
         lines = ["compared sweeps: " + "; ".join(sweep.label for sweep in sweeps)]
         base = self.baseline
-        lines.append(f"shared baseline {base.name}: arm {base.arm} of {base.sweep.label}; every other row is "
-                     "paired with it by seed")
-        lines += [f"{row.name}: main arm {row.arm} of {row.sweep.label}" for row in self.rows[1:]]
+        lines.append(f"row {base.name}, the shared baseline: arm {base.arm} of {base.sweep.label}; every other "
+                     "row is paired with it by seed")
+        lines += [f"row {row.name}: main arm {row.arm} of {row.sweep.label}" for row in self.rows[1:]]
         return lines
 
 

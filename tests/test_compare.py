@@ -23,6 +23,7 @@ from scipy import stats
 
 from orchestrator import cli
 from orchestrator.compare import compare_figures, main
+from orchestrator.stats import summarize
 from orchestrator.stats_summary import AVG
 from orchestrator.tracking import AT_CHANCE, PARENT_TAG, SweepTracker
 from trainables.tasks import get_task
@@ -87,7 +88,8 @@ def per_seed_avg(table: dict, seeds) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """baseline_xnli, two finished salt_xnli sweeps and a running one (newest), xmixup_xnli: one model, seeds 1-3."""
+    """One store: first (older) sweeps that cannot be compared, then baseline_xnli, two finished salt_xnli
+    sweeps and a running one (the newest), xmixup_xnli, on one model and seeds 1-3."""
     tmp = tmp_path_factory.mktemp("compare")
     patch = pytest.MonkeyPatch()
     patch.chdir(tmp)  # the store's default artifact root is relative to the working directory
@@ -99,16 +101,32 @@ def store(tmp_path_factory):
         "salt_old": scores(0.01, seeds, 4), "salt": scores(0.03, seeds, 5), "salt_ablation": scores(0.5, seeds, 6),
         "xmixup": scores(-0.01, seeds, 7),
     }
-    ids = {"baseline_xnli": write_sweep(uri, tmp, "baseline_xnli",
-                                        {"baseline": s["baseline"], "baseline_tuned": s["baseline_tuned"]})}
+    four = {arm: scores(0.0, (1, 2, 3, 4), 8) for arm in ("baseline", "salt")}
+    pair = {"baseline": s["salt_own_baseline"], "salt": s["salt"]}
+    ids = {
+        "cased": write_sweep(uri, tmp, "baseline_xnli", {"baseline": s["baseline"]},
+                             flags=("--model", "bert-base-multilingual-cased")),
+        "uncased": write_sweep(uri, tmp, "salt_xnli", pair, flags=("--model", "bert-base-multilingual-uncased")),
+        "four_seeds": write_sweep(uri, tmp, "salt_xnli", four, flags=("--seeds", "1,2,3,4")),
+        "other_data": write_sweep(uri, tmp, "salt_xnli", pair, data_key="0000aaaa1111bbbb"),
+        "search_only": write_sweep(uri, tmp, "salt_xnli", {}),
+    }
+    ids["baseline_xnli"] = write_sweep(uri, tmp, "baseline_xnli",
+                                       {"baseline": s["baseline"], "baseline_tuned": s["baseline_tuned"]})
     ids["salt_old"] = write_sweep(uri, tmp, "salt_xnli", {"baseline": s["salt_own_baseline"], "salt": s["salt_old"]})
-    ids["salt_xnli"] = write_sweep(uri, tmp, "salt_xnli", {"baseline": s["salt_own_baseline"], "salt": s["salt"],
-                                                          "salt_no_mixup": s["salt_ablation"]})
+    ids["salt_xnli"] = write_sweep(uri, tmp, "salt_xnli", {**pair, "salt_no_mixup": s["salt_ablation"]})
     ids["salt_running"] = write_sweep(uri, tmp, "salt_xnli", {"salt": s["salt_ablation"]}, status="RUNNING")
     ids["xmixup_xnli"] = write_sweep(uri, tmp, "xmixup_xnli", {"baseline": s["salt_own_baseline"],
                                                               "xmixup": s["xmixup"]})
     yield types.SimpleNamespace(uri=uri, ids=ids, scores=s, seeds=seeds, tmp=tmp)
     patch.undo()
+
+
+def compare_runs(uri: str) -> int:
+    """How many compare runs the store holds."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("compare_xnli")
+    return 0 if experiment is None else len(client.search_runs([experiment.experiment_id]))
 
 
 def compare_run(uri: str):
@@ -151,7 +169,8 @@ def test_latest_sweeps_one_table_main_arms_against_the_shared_baseline(store, tm
     assert "xnli: methods compared (main arm of each sweep vs one shared baseline)" in markdown
     for experiment in ("baseline_xnli", "salt_xnli", "xmixup_xnli"):
         assert store.ids[experiment] in markdown
-    assert f"shared baseline baseline: arm baseline of baseline_xnli sweep" in markdown
+    assert "row baseline, the shared baseline: arm baseline of baseline_xnli sweep" in markdown
+    assert "row salt: main arm salt of salt_xnli sweep 20261201-" in markdown
     assert store.ids["salt_old"] not in markdown and store.ids["salt_running"] not in markdown
     assert "| salt " in printed and "salt - baseline: avg" in printed
 
@@ -183,15 +202,6 @@ def test_sweep_ids_pick_those_sweeps_and_two_of_one_experiment_get_distinct_rows
     assert run.data.tags["sweep.salt_2"] == store.ids["salt_xnli"]
 
 
-@pytest.fixture
-def small_store(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    base = {"baseline": scores(0.0, (1, 2, 3), 1), "baseline_tuned": scores(0.01, (1, 2, 3), 2)}
-    salt = {"baseline": scores(0.0, (1, 2, 3), 3), "salt": scores(0.02, (1, 2, 3), 4)}
-    return types.SimpleNamespace(uri=uri, tmp=tmp_path, base=base, salt=salt)
-
-
 def refusal(argv, capsys) -> str:
     capsys.readouterr()  # MLflow's lines from creating the store above
     with pytest.raises(SystemExit) as exit_info:
@@ -202,53 +212,45 @@ def refusal(argv, capsys) -> str:
     return err
 
 
-def test_sweeps_on_different_models_are_refused(small_store, capsys):
-    st = small_store
-    a = write_sweep(st.uri, st.tmp, "baseline_xnli", st.base, flags=("--model", "bert-base-multilingual-cased"))
-    b = write_sweep(st.uri, st.tmp, "salt_xnli", st.salt, flags=("--model", "bert-base-multilingual-uncased"))
-    err = refusal([a, b, "--tracking-uri", st.uri, "--out", str(st.tmp / "out")], capsys)
-    assert "model" in err and "bert-base-multilingual-cased" in err and "bert-base-multilingual-uncased" in err
-    assert MlflowClient(st.uri).get_experiment_by_name("compare_xnli") is None  # nothing logged
+def test_sweeps_on_different_models_are_refused(store, capsys):
+    ids = store.ids
+    err = refusal([ids["cased"], ids["uncased"], "--tracking-uri", store.uri], capsys)
+    assert err.startswith("error: the sweeps differ in model: bert-base-multilingual-cased (baseline_xnli sweep")
+    assert "vs bert-base-multilingual-uncased (salt_xnli sweep" in err
+    # Against the smoke model too; and nothing is logged for a refused comparison.
+    err = refusal([ids["baseline_xnli"], ids["uncased"], "--tracking-uri", store.uri], capsys)
+    assert "differ in model: the smoke profile's generated model" in err
+    before = compare_runs(store.uri)
 
-    done = subprocess.run([sys.executable, "-m", "orchestrator.compare", "--experiments", "baseline_xnli,salt_xnli",
-                           "--tracking-uri", st.uri], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "orchestrator.compare", ids["cased"], ids["uncased"],
+                           "--tracking-uri", store.uri], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: the sweeps differ in model: ")
     assert "bert-base-multilingual-cased" in done.stderr and "bert-base-multilingual-uncased" in done.stderr
+    assert compare_runs(store.uri) == before
 
 
-def test_sweeps_on_different_seeds_are_refused(small_store, capsys):
-    st = small_store
-    four = {arm: scores(0.0, (1, 2, 3, 4), 5) for arm in ("baseline", "salt")}
-    a = write_sweep(st.uri, st.tmp, "baseline_xnli", st.base)
-    b = write_sweep(st.uri, st.tmp, "salt_xnli", four, flags=("--seeds", "1,2,3,4"))
-    err = refusal([a, b, "--tracking-uri", st.uri], capsys)
-    assert "confirm seeds: 1, 2, 3 (baseline_xnli" in err and "1, 2, 3, 4 (salt_xnli" in err
-
-
-def test_sweeps_on_other_data_are_refused(small_store, capsys):
-    st = small_store
-    a = write_sweep(st.uri, st.tmp, "baseline_xnli", st.base)
-    b = write_sweep(st.uri, st.tmp, "salt_xnli", st.salt, data_key="0000aaaa1111bbbb")
-    err = refusal([a, b, "--tracking-uri", st.uri], capsys)
-    assert "differ in data" in err and DATA_KEY in err and "0000aaaa1111bbbb" in err
-
-
-@pytest.mark.parametrize("case, expected", [
-    ("running", "is RUNNING, not FINISHED"),
+@pytest.mark.parametrize("other, expected", [
+    ("four_seeds", "differ in confirm seeds: 1, 2, 3 (baseline_xnli sweep"),
+    ("other_data", f"differ in data: tokenised data {DATA_KEY} (baseline_xnli sweep"),
+    ("salt_running", "is RUNNING, not FINISHED"),
     ("search_only", "has no finished confirm runs"),
     ("unknown_id", "no run 'deadbeef'"),
-    ("unknown_experiment", "no MLflow experiment 'xmixup_xnli'"),
 ])
-def test_unusable_sweeps_are_refused(small_store, capsys, case, expected):
-    st = small_store
-    a = write_sweep(st.uri, st.tmp, "baseline_xnli", st.base)
-    argv = {"running": lambda: [write_sweep(st.uri, st.tmp, "salt_xnli", st.salt, status="RUNNING")],
-            "search_only": lambda: [write_sweep(st.uri, st.tmp, "salt_xnli", {})],
-            "unknown_id": lambda: ["deadbeef"],
-            "unknown_experiment": lambda: ["--experiments", "xmixup_xnli"]}[case]()
-    err = refusal([a, *argv, "--tracking-uri", st.uri], capsys)
+def test_sweeps_that_cannot_be_compared_are_refused(store, capsys, other, expected):
+    err = refusal([store.ids["baseline_xnli"], store.ids.get(other, "deadbeef"), "--tracking-uri", store.uri], capsys)
     assert expected in err
+    if other == "four_seeds":
+        assert "vs 1, 2, 3, 4 (salt_xnli sweep" in err
+    if other == "other_data":
+        assert "vs 0000aaaa1111bbbb (salt_xnli sweep" in err
+
+
+def test_an_experiment_without_sweeps_is_refused(store, capsys):
+    err = refusal(["--experiments", "baseline_xnli,btf_marc", "--tracking-uri", store.uri], capsys)
+    assert "no MLflow experiment 'btf_marc'" in err
+    err = refusal([store.ids["cased"], "--tracking-uri", store.uri], capsys)  # confirmed its baseline only
+    assert "has no finished confirm runs of its main arm baseline_tuned" in err
 
 
 def test_compare_figures_are_logged_on_the_compare_run(store, tmp_path):
@@ -258,7 +260,6 @@ def test_compare_figures_are_logged_on_the_compare_run(store, tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from orchestrator.compare import compare as run_compare, find_sweeps
 
     def language_bars(summary, results, *, title, metric_label):
         fig, ax = plt.subplots()
@@ -273,12 +274,8 @@ def test_compare_figures_are_logged_on_the_compare_run(store, tmp_path):
         return fig
 
     figures = types.SimpleNamespace(language_bars=language_bars, forest=forest)
-    sweeps = find_sweeps(store.uri, [store.ids["baseline_xnli"], store.ids["salt_xnli"]], [])
-    _, run_id = run_compare(store.uri, sweeps, tmp_path / "report")
     tracker = SweepTracker(store.uri, "compare_xnli")
-    tracker.parent_run_id = run_id
-    from orchestrator.stats import summarize
-
+    run_id = tracker.open_parent(None, name="compare-xnli", tags={"stage": "compare"})
     results = pd.DataFrame([{"arm": "baseline", "seed": 1, "language": "en", "value": 0.5},
                             {"arm": "salt", "seed": 1, "language": "en", "value": 0.6}])
     summary = summarize(results, arms=["baseline", "salt"], languages=["en"], baseline_arm="baseline")
