@@ -74,7 +74,7 @@ def compare(uri: str, sweeps: list[SweepRecord], out_dir: str | Path | None = No
     options, options_note = shared_options(sweeps)
     summary = summarize(comparison.results, arms=comparison.arms, languages=list(task.languages),
                         baseline_arm=comparison.baseline.name, source_language=task.source_language,
-                        expected_seeds=list(sweeps[0].seeds), options=options)
+                        expected_seeds=list(sweeps[0].seeds) or None, options=options)
     summary = replace(summary, at_chance=comparison.at_chance)
     label = METRIC_LABELS.get(task.reported_metric, task.reported_metric)
     title = f"{task.name}: methods compared (main arm of each sweep vs one shared baseline), test {label}"
