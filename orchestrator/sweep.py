@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from orchestrator import cli
-from orchestrator.best_from import BestFromError, find_best_from
+from orchestrator.best_from import find_best_from
 from orchestrator.experiments import get_experiment
 from orchestrator.plan import TrialResolver
 from orchestrator.searches import log_search, should_search, take_reused
@@ -89,36 +89,48 @@ def test_space_entries_reach_the_searches_whose_method_knows_them():
 
 # -- searches on the parent run and in sweep.json ---------------------------------------------------------------
 
-def _tracker(tmp_path, experiment: str) -> SweepTracker:
-    return SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment)
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One real sqlite MLflow store for the module (creating one takes seconds), with earlier sweeps' parent runs:
+    id -> (experiment, its searches' logged bests, model, status)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    sweeps = {
+        "salt-done": ("salt_xnli", {"best.learning_rate": 2.5e-3, "best.threshold_en": 8e-4, "best.threshold_de": 3e-7},
+                      "None", "FINISHED"),
+        "salt-again": ("salt_xnli", {"best.learning_rate": 1e-3}, "None", "FINISHED"),
+        "pawsx": ("salt_pawsx", {"best.learning_rate": 1e-3}, "None", "FINISHED"),
+        "uncased": ("salt_xnli", {"best.learning_rate": 1e-3}, "bert-base-multilingual-uncased", "FINISHED"),
+        "baseline": ("baseline_xnli", {"best.learning_rate": 1e-3}, "None", "FINISHED"),
+        "running": ("salt_xnli", {}, "None", "RUNNING"),
+    }
+    runs = {sweep_id: _earlier_sweep(uri, sweep_id, *spec) for sweep_id, spec in sweeps.items()}
+    return uri, runs
 
 
-def _earlier_sweep(tmp_path, experiment: str, sweep_id: str, params: dict, *, model: str = "None",
-                   status: str = "FINISHED") -> str:
+def _earlier_sweep(uri: str, sweep_id: str, experiment: str, params: dict, model: str, status: str) -> str:
     """A parent run shaped like a sweep's: tags stage=sweep and sweep_id, the sweep.* params, its searches' bests."""
-    tracker = _tracker(tmp_path, experiment)
+    tracker = SweepTracker(uri, experiment)
     tracker.open_parent(None, name=f"sweep-{sweep_id}", tags={"stage": "sweep", "sweep_id": sweep_id})
     tracker.log_params({"sweep.experiment": experiment, "sweep.model": model, "sweep.tune_baseline": False, **params})
-    tracker.log_metrics({"search_best_dev_acc": 0.61})
+    if params:
+        tracker.log_metrics({"search_best_dev_acc": 0.61})
     if status != "RUNNING":
         tracker.finish(status)
     return tracker.parent_run_id
 
 
-def test_best_from_takes_a_finished_search_of_the_same_method(tmp_path):
-    run_id = _earlier_sweep(tmp_path, "salt_xnli", "20260101-000000",
-                            {"best.learning_rate": 2.5e-3, "best.threshold_en": 8e-4, "best.threshold_de": 3e-7})
-    client = open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    reused = find_best_from(client, ("20260101-000000",), get_experiment("compare_xnli"), None)
+def test_best_from_takes_a_finished_search_of_the_same_method(store, tmp_path):
+    uri, runs = store
+    reused = find_best_from(open_client(uri), ("salt-done",), get_experiment("compare_xnli"), None)
     assert list(reused) == ["salt"]  # the salt_xnli search tuned SALT: only compare's SALT search is replaced
     salt = reused["salt"]
     assert salt.best == {"learning_rate": 2.5e-3, "threshold_en": 8e-4, "threshold_de": 3e-7}  # typed again
-    assert (salt.sweep_id, salt.run_id, salt.value) == ("20260101-000000", run_id, 0.61)
+    assert (salt.sweep_id, salt.run_id, salt.value) == ("salt-done", runs["salt-done"], 0.61)
 
     # The search is recorded as finished (a resume does not run it) and logged like one.
     cfg = cli.parse(["compare_xnli", "--profile", "smoke"])
     experiment = get_experiment("compare_xnli")
-    state, tracker = SweepState(sweep_id="s", experiment="compare_xnli"), _tracker(tmp_path, "compare_xnli")
+    state, tracker = SweepState(sweep_id="s", experiment="compare_xnli"), SweepTracker(uri, "compare_xnli")
     tracker.open_parent(None, name="sweep-s", tags={"stage": "sweep", "sweep_id": "s"})
     assert should_search(cfg, state, experiment.search("salt"))
     take_reused(tracker, state, tmp_path, experiment.search("salt"), salt)
@@ -126,14 +138,14 @@ def test_best_from_takes_a_finished_search_of_the_same_method(tmp_path):
     assert should_search(cfg, state, experiment.search("xmixup"))
     loaded = SweepState.load(tmp_path)
     assert loaded.stages_done == ["search-salt"] and loaded.best_of("salt") == salt.best
-    assert loaded.best_from == {"salt": "20260101-000000"} and loaded.best_of("") == {}
+    assert loaded.best_from == {"salt": "salt-done"} and loaded.best_of("") == {}
     params = tracker.client.get_run(tracker.parent_run_id).data.params
-    assert params["best_salt.learning_rate"] == "0.0025" and params["best_from_salt"] == "20260101-000000"
+    assert params["best_salt.learning_rate"] == "0.0025" and params["best_from_salt"] == "salt-done"
 
 
-def test_each_search_logs_its_own_best_beside_the_main_ones(tmp_path):
+def test_each_search_logs_its_own_best_beside_the_main_ones(store, tmp_path):
     experiment = get_experiment("compare_xnli")
-    tracker = _tracker(tmp_path, "compare_xnli")
+    tracker = SweepTracker(store[0], "compare_xnli")
     tracker.open_parent(None, name="sweep-s", tags={"stage": "sweep", "sweep_id": "s"})
     resolver = TrialResolver(base=TrainConfig(task="xnli").to_dict(), arms={a.name: a for a in experiment.arms},
                              search_seeds=(9001,))
@@ -161,34 +173,20 @@ def test_a_sweep_before_named_searches_resumes_with_its_baseline_search(tmp_path
 
 # -- refusals: one line, exit 2, before any Ray work ------------------------------------------------------------
 
-@pytest.mark.parametrize("earlier, params, model, status, expected", [
-    (None, {}, "None", "FINISHED", "--best-from 20260101-000000: no sweep 20260101-000000 in the MLflow store"),
-    ("salt_pawsx", {"best.learning_rate": 1e-3}, "None", "FINISHED",
-     "--best-from 20260101-000000: a pawsx sweep (salt_pawsx); compare_xnli is a xnli experiment"),
-    ("salt_xnli", {"best.learning_rate": 1e-3}, "bert-base-multilingual-uncased", "FINISHED",
-     "--best-from 20260101-000000: it trained model bert-base-multilingual-uncased, this sweep trains None"),
-    ("baseline_xnli", {"best.learning_rate": 1e-3}, "None", "FINISHED",
-     "--best-from 20260101-000000: its searches tuned baseline; compare_xnli searches salt, xmixup, self_training"),
-    ("salt_xnli", {}, "None", "RUNNING",
-     "--best-from 20260101-000000: its search of salt (stage search) did not finish (parent run"),
+@pytest.mark.parametrize("sweep_id, expected", [
+    ("nowhere", "--best-from nowhere: no sweep nowhere in the MLflow store"),
+    ("pawsx", "--best-from pawsx: a pawsx sweep (salt_pawsx); compare_xnli is a xnli experiment"),
+    ("uncased", "--best-from uncased: it trained model bert-base-multilingual-uncased, this sweep trains None"),
+    ("baseline", "--best-from baseline: its searches tuned baseline; compare_xnli searches salt, xmixup, self_training"),
+    ("running", "--best-from running: its search of salt (stage search) did not finish (parent run"),
+    ("salt-done,salt-again", "--best-from salt-again: salt's best comes from --best-from salt-done already"),
 ])
-def test_best_from_refusals_are_one_line_before_ray(tmp_path, capsys, earlier, params, model, status, expected):
-    if earlier:
-        _earlier_sweep(tmp_path, earlier, "20260101-000000", params, model=model, status=status)
-    else:
-        _earlier_sweep(tmp_path, "salt_xnli", "20251231-000000", {"best.learning_rate": 1e-3})
+def test_best_from_refusals_are_one_line_before_ray(store, tmp_path, capsys, sweep_id, expected):
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
-        main(["compare_xnli", "--profile", "smoke", "--best-from", "20260101-000000", "--storage",
-              str(tmp_path / "sweeps"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+        main(["compare_xnli", "--profile", "smoke", "--best-from", sweep_id, "--storage", str(tmp_path / "sweeps"),
+              "--tracking-uri", store[0]])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
     assert expected in err, err
     assert not (tmp_path / "sweeps").exists()  # no sweep folder, no assets, no Ray
-
-
-def test_find_best_from_refuses_two_sweeps_for_one_method(tmp_path):
-    for sweep_id in ("a", "b"):
-        _earlier_sweep(tmp_path, "salt_xnli", sweep_id, {"best.learning_rate": 1e-3})
-    client = open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with pytest.raises(BestFromError, match="--best-from b: salt's best comes from --best-from a already"):
-        find_best_from(client, ("a", "b"), get_experiment("compare_xnli"), None)
