@@ -313,7 +313,8 @@ def legend_notes(cfg, experiment, *, searched: bool) -> tuple[str, ...]:
         seeds = cfg.search_training_seeds
         trained = (f"each trained on seed {seeds[0]}, which is not a confirm seed" if len(seeds) == 1 else
                    f"each scored by the mean of seeds {', '.join(map(str, seeds))}, which are not confirm seeds")
-        search = (f"search: {cfg.num_samples} Optuna TPE trials (sampler seed {cfg.sampler_seed}) selected on "
+        per_method = "" if experiment.searched_arm else " per searched method (one search each)"
+        search = (f"search: {cfg.num_samples} Optuna TPE trials{per_method} (sampler seed {cfg.sampler_seed}) selected on "
                   f"{cfg.select_on}, {trained}")
     else:
         search = "no search stage ran in this sweep: tuned arms used the recorded best configuration, else the paper's"

@@ -171,7 +171,13 @@ def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState
     numbers' model)."""
     options = SignificanceOptions(correction=cfg.correction, ci_method=cfg.ci_method)
     reproduction = cfg.profile == "paper" and cfg.model == paper_model(experiment.name)
-    notes = legend_notes(cfg, experiment, searched="search" in state.stages_done)
+    ran = [search for search in experiment.searches
+           if search.stage in state.stages_done and search.name not in state.best_from]
+    notes = legend_notes(cfg, experiment, searched=any(not search.name for search in ran)
+                         or (experiment.searched_arm is None and bool(ran)))
+    notes += tuple(f"{search.stage}: not run; {', '.join(a.name for a in experiment.arms if a.tuned and a.search == search.name)} "
+                   f"took the best of sweep {state.best_from[search.name]}'s search of {search.method} (--best-from)"
+                   for search in experiment.searches if search.name in state.best_from)
     notes += identical_arm_notes(resolver, [arm.name for arm in experiment.confirm_arms], list(cfg.seeds))
     return ReportSettings(options=options, notes=notes,
                           model=cfg.model, reproduction=reproduction, bootstrap=cfg.bootstrap)
