@@ -175,9 +175,11 @@ def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState
            if search.stage in state.stages_done and search.name not in state.best_from]
     notes = legend_notes(cfg, experiment, searched=any(not search.name for search in ran)
                          or (experiment.searched_arm is None and bool(ran)))
-    notes += tuple(f"{search.stage}: not run; {', '.join(a.name for a in experiment.arms if a.tuned and a.search == search.name)} "
-                   f"took the best of sweep {state.best_from[search.name]}'s search of {search.method} (--best-from)"
-                   for search in experiment.searches if search.name in state.best_from)
+    for search in experiment.searches:
+        if search.name in state.best_from:
+            arms = ", ".join(arm.name for arm in experiment.arms if arm.tuned and arm.search == search.name)
+            notes += (f"{search.stage}: not run; {arms} took the best of sweep {state.best_from[search.name]}'s "
+                      f"search of {search.method} (--best-from)",)
     notes += identical_arm_notes(resolver, [arm.name for arm in experiment.confirm_arms], list(cfg.seeds))
     return ReportSettings(options=options, notes=notes,
                           model=cfg.model, reproduction=reproduction, bootstrap=cfg.bootstrap)

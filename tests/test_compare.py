@@ -190,3 +190,25 @@ def test_best_from_refusals_are_one_line_before_ray(store, tmp_path, capsys, swe
     assert exc.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
     assert expected in err, err
     assert not (tmp_path / "sweeps").exists()  # no sweep folder, no assets, no Ray
+
+
+def test_a_resumed_comparison_runs_no_finished_search_and_gives_every_arm_its_best(store, tmp_path):
+    """Resume: searches recorded in sweep.json (run, or taken with --best-from) are not run again (no Ray
+    starts here: a search to run would need it), and the resolver gets each search's recorded best."""
+    from orchestrator.best_from import ReusedSearch
+    from orchestrator.searches import run_searches
+
+    cfg = cli.parse(["compare_xnli", "--profile", "smoke"])
+    experiment = get_experiment("compare_xnli")
+    state = SweepState(sweep_id="s", experiment="compare_xnli", stages_done=["search-xmixup", "search-self_training"])
+    state.record_best("xmixup", {"learning_rate": 3e-3}, 0.5)
+    state.record_best("self_training", {"learning_rate": 4e-3}, 0.4)
+    tracker = SweepTracker(store[0], "compare_xnli")
+    tracker.open_parent(None, name="sweep-r", tags={"stage": "sweep", "sweep_id": "r"})
+    resolver = TrialResolver(base=TrainConfig(task="xnli").to_dict(), arms={a.name: a for a in experiment.arms})
+    reused = {"salt": ReusedSearch("salt", "salt-done", {"learning_rate": 2e-3}, 0.6, store[1]["salt-done"])}
+    run_searches(cfg, experiment, state, tmp_path, resolver, (None, tracker, "dev_acc", 1), reused)
+    assert state.stages_done == ["search-xmixup", "search-self_training", "search-salt"]
+    assert {arm: resolver.arm_config(arm, 1).learning_rate for arm in ("salt", "xmixup", "btf_self_training")} == {
+        "salt": 2e-3, "xmixup": 3e-3, "btf_self_training": 4e-3}
+    assert resolver.arm_config("baseline", 1).learning_rate == TrainConfig().learning_rate  # untuned
