@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "mean (default 1)")
     p.add_argument("--tune-baseline", action="store_true",
                    help="give the baseline the method's search budget (a second search) and test against it")
+    p.add_argument("--best-from", action="append", type=_sweep_ids, default=[], metavar="SWEEP_ID",
+                   help="reuse the best configuration of a finished search of an earlier sweep (its MLflow parent run) "
+                        "for the arms of the method it tuned, instead of searching it; repeatable or comma-separated")
     p.add_argument("--select-on", choices=SELECT_ON,
                    help="checkpoint and search objective: English dev (strict zero-shot) or the mean over all dev "
                         "sets (default: the experiment's paper: multilingual-dev for xmixup_*, else en-dev)")
@@ -142,15 +145,10 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
     method_settings, steps_fixed = _step_settings(parser, args, experiment, profile.method_settings)
     user_fixed.update(steps_fixed)
     train_overrides = {**profile.train, **user_fixed}
-    # A setting the user fixes is no longer searched.
-    space = {k: v for k, v in _space(args.space, experiment, profile.space).items() if k not in user_fixed}
-    baseline_space = {}
-    if args.tune_baseline:  # the baseline's own space, with the user's --space entries that are training settings
-        shared = [pair for pair in args.space if pair.partition("=")[0] in user_settings()]
-        baseline_space = {k: v for k, v in _space(shared, experiment, profile.space, method="baseline").items()
-                          if k not in user_fixed}
+    spaces = _search_spaces(args.space, experiment, profile.space, user_fixed)
     for step in experiment_steps(experiment):
-        space = step.shape_space(method_settings[step.key], space)
+        spaces = {name: step.shape_space(method_settings[step.key], space) for name, space in spaces.items()}
+    space = spaces.pop("", {})
     cfg = SweepConfig(
         experiment=experiment.name,
         profile=profile.name,
@@ -175,7 +173,8 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         train_overrides=train_overrides,
         space=space,
         tune_baseline=args.tune_baseline,
-        baseline_space=baseline_space,
+        spaces=spaces,
+        best_from=tuple(dict.fromkeys(part for value in args.best_from for part in value)),
         correction=args.correction,
         ci_method=args.ci_method,
         bootstrap=args.bootstrap,
@@ -246,6 +245,30 @@ def _settings(pairs: list[str], experiment: Experiment) -> dict[str, Any]:
             known = _known_keys(experiment)
             raise UsageError(f"--set {key}: not a setting of {experiment.name}; known: {', '.join(sorted(known))}")
         out[key] = _literal(text)
+    return out
+
+
+def _search_spaces(pairs: list[str], experiment: Experiment, profile_space: dict, fixed: dict) -> dict[str, dict]:
+    """Every search's space, by search name ("": the main one), without the settings the user fixes.
+
+    The main search takes every ``--space`` entry (validated against its method); a named search (the baseline's
+    of --tune-baseline, a comparison's one per method) the entries its method knows and the training settings. In
+    an experiment without a main search, an entry no search can use is refused."""
+    searches = experiment.searches
+    if all(search.name for search in searches):
+        for pair in pairs:
+            key = pair.partition("=")[0]
+            if key and key not in user_settings() and not any(get_method(s.method).accepts(key) for s in searches):
+                _refuse_input("--space", key, experiment)
+                raise UsageError(f"--space {key}: no search of {experiment.name} has a setting {key!r} (its searches: "
+                                 f"{', '.join(search.method for search in searches)})")
+    out = {}
+    for search in searches:
+        own = pairs if not search.name else [
+            pair for pair in pairs if pair.partition("=")[0] in user_settings()
+            or get_method(search.method).accepts(pair.partition("=")[0])]
+        out[search.name] = {k: v for k, v in _space(own, experiment, profile_space, method=search.method).items()
+                            if k not in fixed}
     return out
 
 
@@ -354,6 +377,13 @@ def _names(text: str) -> tuple[str, ...]:
     if not names or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"write distinct arm names, e.g. baseline,salt, got {text!r}")
     return names
+
+
+def _sweep_ids(text: str) -> tuple[str, ...]:
+    ids = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError(f"write a sweep id, e.g. 20261122-093000, got {text!r}")
+    return ids
 
 
 def _stages(text: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.experiments import BASELINE_SEARCH
 from search_spaces.spec import Dimension
 
 STAGES = ("search", "confirm")
@@ -70,7 +71,11 @@ class SweepConfig:
     space: dict[str, Dimension] = field(default_factory=dict)
     # --tune-baseline: a second search, over the baseline's space with the method's budget.
     tune_baseline: bool = False
-    baseline_space: dict[str, Dimension] = field(default_factory=dict)
+    # The spaces of the named searches (``Experiment.searches``: the baseline's of --tune-baseline, a comparison's
+    # one per method), by search name; ``space`` is the main search's.
+    spaces: dict[str, dict[str, Dimension]] = field(default_factory=dict)
+    # --best-from: earlier sweeps whose finished searches give their methods' arms their best instead of a search.
+    best_from: tuple[str, ...] = ()
     # The tables' statistics: family correction, interval of the paired difference, paired bootstrap
     # over test examples (resamples; 0: off).
     correction: str = "holm"
@@ -90,6 +95,15 @@ class SweepConfig:
         return tuple(range(self.search_training_seed, self.search_training_seed + self.search_seeds))
 
     @property
+    def baseline_space(self) -> dict[str, Dimension]:
+        """The space of the baseline's search (--tune-baseline), logged as ``baseline_space.*``."""
+        return self.spaces.get(BASELINE_SEARCH, {})
+
+    def space_of(self, search: str) -> dict[str, Dimension]:
+        """The space of search ``search`` ("": the main one)."""
+        return self.space if not search else self.spaces.get(search, {})
+
+    @property
     def storage_path(self) -> Path:
         return Path(self.storage).expanduser().resolve()
 
@@ -101,7 +115,9 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["space"] = {k: str(v) for k, v in self.space.items()}
-        out["baseline_space"] = {k: str(v) for k, v in self.baseline_space.items()}
+        out["baseline_space"] = {k: str(v) for k, v in self.baseline_space.items()}  # as sweeps before `spaces` saved it
+        out["spaces"] = {name: {k: str(v) for k, v in space.items()} for name, space in self.spaces.items()}
+        out["best_from"] = list(self.best_from)
         out["seeds"] = list(self.seeds)
         out["stages"] = list(self.stages)
         out["arms"] = list(self.arms)

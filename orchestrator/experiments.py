@@ -17,10 +17,10 @@ from trainables.config import TrainConfig
 class Arm:
     """One row of the results table.
 
-    ``tuned`` arms take the best configuration of a search stage: the experiment's own search,
-    or the one ``search`` names (``BASELINE_SEARCH``: the baseline's search of ``--tune-baseline``);
-    the others run with the method's paper defaults. ``overrides`` fix settings on top (e.g. an
-    ablation switch).
+    ``tuned`` arms take the best configuration of a search stage: the experiment's main search
+    (``search`` empty), or the named search ``search`` (stage ``search-<name>``: ``BASELINE_SEARCH``, the
+    baseline's search of ``--tune-baseline``; in a comparison, one per method); the others run with the
+    method's paper defaults. ``overrides`` fix settings on top (e.g. an ablation switch).
     """
 
     name: str
@@ -29,6 +29,27 @@ class Arm:
     overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     search: str = ""  # which search's best a tuned arm takes; "": the experiment's main search
+
+
+@dataclass(frozen=True)
+class Search:
+    """One search stage of an experiment: a Tune experiment and an Optuna study of their own, the same budget
+    and seeds as every other search. It tunes ``arm`` (its method's space); its best values go to every tuned
+    arm that names it (``Arm.search``)."""
+
+    name: str  # "": the main search; else ``Arm.search`` ("baseline", or a method's search in a comparison)
+    arm: str
+    method: str
+
+    @property
+    def stage(self) -> str:
+        """Its Tune folder, the MLflow ``stage`` tag of its trials and its entry in ``sweep.json``."""
+        return "search" if not self.name else f"search-{self.name}"
+
+    @property
+    def prefix(self) -> str:
+        """Of its names on the parent run: ``best.*`` / ``best_<name>.*`` params, ``search_<name>_trials.csv``."""
+        return "" if not self.name else f"_{self.name}"
 
 
 @dataclass(frozen=True)
@@ -69,9 +90,25 @@ class Experiment:
         return replace(self, confirmed=tuple(names))
 
     @property
-    def searched_arm(self) -> Arm:
-        """The arm whose configuration the search stage tunes (``searched``, else the first tuned arm)."""
-        return next(arm for arm in self.arms if arm.name == self.searched or (not self.searched and arm.tuned))
+    def searched_arm(self) -> Arm | None:
+        """The arm whose configuration the main search tunes (``searched``, else the first tuned arm that takes the
+        main search's best); None when every tuned arm names its own search (a comparison of methods)."""
+        return next((arm for arm in self.arms
+                     if arm.name == self.searched or (not self.searched and arm.tuned and not arm.search)), None)
+
+    @property
+    def searches(self) -> tuple[Search, ...]:
+        """Every search this experiment runs, in order: the main one (when an arm takes its best), then one per
+        search name the tuned arms give (``Arm.search``), each tuning the first arm that names it."""
+        main = self.searched_arm
+        out = [Search("", main.name, main.method)] if main is not None else []
+        for arm in self.arms:
+            if arm.tuned and arm.search and all(arm.search != search.name for search in out):
+                out.append(Search(arm.search, arm.name, arm.method))
+        return tuple(out)
+
+    def search(self, name: str) -> Search:
+        return next(search for search in self.searches if search.name == name)
 
     @property
     def tunes_baseline(self) -> bool:
@@ -92,9 +129,10 @@ class Experiment:
         index = next(i for i, arm in enumerate(self.arms) if arm.name == self.baseline_arm) + 1
         arms = (*self.arms[:index], tuned, *self.arms[index:])
         confirmed = (*self.confirmed, TUNED_BASELINE) if self.confirmed else ()
-        # The main search still tunes the method (the new arm is tuned too, and would be "the first tuned arm").
+        # The main search (if any) still tunes the method.
+        searched = self.searched_arm.name if self.searched_arm is not None else ""
         return replace(self, arms=arms, baseline_arm=TUNED_BASELINE, paper_baseline_arm=self.baseline_arm,
-                       confirmed=confirmed, searched=self.searched_arm.name)
+                       confirmed=confirmed, searched=searched)
 
     def uses(self, method: str) -> bool:
         """Whether any arm runs ``method`` (e.g. a SALT experiment needs the candidate scan)."""
@@ -212,11 +250,43 @@ def _btf(task: str, label: str) -> Experiment:
     )
 
 
+COMPARISON = "compare"
+"""``Experiment.method`` of a comparison of methods: it has no main search, one search per tuned method arm."""
+
+
+def _compare(task: str, label: str) -> Experiment:
+    """The methods side by side on one model and the same seeds, each method arm on its own search's best.
+
+    One search per method (stage ``search-<method>``, its own Optuna study, the same budget and seeds), or a
+    finished search of an earlier sweep (``--best-from``). Every arm keeps its method's paper recipe (SALT's and
+    X-Mixup's scripts, the task's for the baseline and self-training) and, as the comparison needs one protocol,
+    one model selection: English dev (strict zero-shot; X-Mixup's own experiments select on every dev set).
+    Self-training is the BTF paper's full method (BTF, then self-training): it needs the target languages'
+    unlabelled text, which XNLI (XNLI-MT's train) and PAWS-X (its translated train) have."""
+    return Experiment(
+        name=f"compare_{task}",
+        task=task,
+        method=COMPARISON,
+        description=f"baseline, SALT, X-Mixup and BTF + self-training on {label}, one model, the same seeds; each "
+                    "method on its own search's best (one search per method, or --best-from SWEEP_ID); all "
+                    "selected on English dev",
+        arms=(
+            ZERO_SHOT,
+            Arm("salt", "salt", tuned=True, search="salt",
+                description="SALT: code-switching and embedding mixup, its search's best"),
+            Arm("xmixup", "xmixup", tuned=True, search="xmixup",
+                description="X-Mixup: cross-lingual manifold mixup, its search's best"),
+            Arm("btf_self_training", "self_training", tuned=True, search="self_training",
+                description="BTF, then self-training (2310.04726), its search's best"),
+        ),
+    )
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     exp.name: exp for exp in (_baseline("xnli", "XNLI"), _baseline("pawsx", "PAWS-X"), _salt("xnli", "XNLI"),
                               _salt("pawsx", "PAWS-X"), _xmixup("xnli", "XNLI"), _xmixup("pawsx", "PAWS-X"),
                               _baseline("marc", "MARC"), _baseline("panx", "PAN-X"), _btf("marc", "MARC"),
-                              _btf("panx", "PAN-X"))
+                              _btf("panx", "PAN-X"), _compare("xnli", "XNLI"), _compare("pawsx", "PAWS-X"))
 }
 
 

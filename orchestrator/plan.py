@@ -138,12 +138,13 @@ def describe_plan(cfg, experiment, task) -> str:
     resolver = TrialResolver(base=TrainConfig(task=task.name, model=cfg.model or "(smoke model)",
                                               languages=task.languages, select_on=cfg.select_on).to_dict(),
                              arms={arm.name: arm for arm in experiment.arms}, fixed=dict(cfg.train_overrides),
-                             searched_arm=experiment.searched_arm.name, search_seeds=cfg.search_training_seeds,
-                             recipes=recipe_settings(experiment, cfg.profile))
-    preparation, space = describe_preparation(cfg, experiment, task)
-    searching = "search" in cfg.stages and cfg.num_samples > 0 and bool(cfg.space)
-    n_search = cfg.num_samples if searching else 0
-    n_baseline_search = cfg.num_samples if searching and cfg.tune_baseline and cfg.baseline_space else 0
+                             search_seeds=cfg.search_training_seeds, recipes=recipe_settings(experiment, cfg.profile))
+    preparation, spaces = describe_preparation(cfg, experiment, task)
+    # The searches that run: the search stage is on, with trials, over a space (the main one's as the flags gave it).
+    runs = [search for search in experiment.searches if "search" in cfg.stages and cfg.num_samples > 0
+            and bool(cfg.space_of(search.name)) and spaces.get(search.name)]
+    searching = any(not search.name for search in runs)
+    n_search = cfg.num_samples * len(runs)
     n_confirm = len(experiment.confirm_arms) * len(cfg.seeds) if "confirm" in cfg.stages else 0
     res = cfg.resources
     gpus = "1 if the cluster has GPUs, else 0" if res.gpus_per_trial is None else f"{res.gpus_per_trial:g}"
@@ -151,12 +152,14 @@ def describe_plan(cfg, experiment, task) -> str:
     model = cfg.model or "tiny BERT built offline (smoke)"
     data = cfg.data_dir or ("generated in the task's schema (smoke)" if profile.builds_smoke_assets
                             else f"hub {task.hub_id}")
-    first, searched = experiment.arms[0], experiment.searched_arm
-    training = [_training_line(resolver.arm_config(first.name, cfg.seeds[0]), "training    ")]
-    if searched.method != first.method:  # a method with its own paper settings (X-Mixup: lr 5e-6, batch 64, 4 epochs)
-        training = [_training_line(resolver.arm_config(first.name, cfg.seeds[0]), f"training     {first.method}:"),
-                    _training_line(resolver.arm_config(searched.name, cfg.seeds[0]),
-                                   f"             {searched.method} (before the search):")]
+    first = experiment.arms[0]
+    # A searched method with its own paper settings (X-Mixup: lr 5e-6, batch 64, 4 epochs) gets its own line.
+    searched = list({search.method: search.arm for search in experiment.searches if search.method != first.method}
+                    .items())
+    training = [_training_line(resolver.arm_config(first.name, cfg.seeds[0]),
+                               f"training     {first.method}:" if searched else "training    ")]
+    training += [_training_line(resolver.arm_config(arm, cfg.seeds[0]), f"             {method} (before the search):")
+                 for method, arm in searched]
     lines = [
         f"experiment   {experiment.name}: {experiment.description}",
         f"profile      {profile.name}: {profile.description}",
@@ -166,15 +169,18 @@ def describe_plan(cfg, experiment, task) -> str:
         f"model        {model}",
         f"data         {data}",
         "stages       " + " -> ".join(
-            ([f"search ({n_search} trials, Optuna TPE sampler seed {cfg.sampler_seed}, objective dev_{task.metric} "
+            ([f"search ({cfg.num_samples} trials, Optuna TPE sampler seed {cfg.sampler_seed}, objective dev_{task.metric} "
               f"on {cfg.select_on}{' (mean over the seeds)' if cfg.search_seeds > 1 else ''}, ASHA "
               f"{'on' if cfg.asha else 'off'}, {_seeds_phrase(cfg)}: "
               f"{'not a confirm seed' if cfg.search_seeds == 1 else 'not confirm seeds'})"] if searching else [])
-            + ([f"search-baseline ({n_baseline_search} trials of the baseline, its own Optuna study, same seeds)"]
-               if n_baseline_search else [])
+            + [f"{search.stage} ({cfg.num_samples} trials of the {search.method}, its own Optuna study, same "
+               + ("sampler and training seeds)" if not searching else "seeds)") for search in runs if search.name]
             + ([f"confirm ({'every arm' if not experiment.confirmed else '--arms'} x every seed)"] if n_confirm else [])),
-        f"search space {describe(space) if searching else '(no search)'}",
-        *([f"baseline space {describe(cfg.baseline_space)}"] if n_baseline_search else []),
+        f"search space {describe(spaces['']) if searching else '(no search)'}" if experiment.searched_arm else
+        "searches     one per searched method, each tuning its arm: "
+        + "; ".join(f"{s.stage} tunes {s.arm} ({s.method})" for s in experiment.searches),
+        *[f"{search.name} space {describe(spaces[search.name])}" for search in runs if search.name],
+        *best_from_lines(cfg),
         *preparation,
         "arms         " + "; ".join(
             f"{arm.name} [{arm.method}{', tuned' if arm.tuned else ', paper defaults'}"
@@ -185,13 +191,12 @@ def describe_plan(cfg, experiment, task) -> str:
         + (f" (--arms: {len(experiment.confirm_arms)} of {len(experiment.arms)})" if experiment.confirmed else ""),
         f"seeds        {', '.join(map(str, cfg.seeds))} (confirm); search trains on "
         f"{_seeds_phrase(cfg)}",
-        f"search runs  {_search_runs_line(cfg, n_search + n_baseline_search)}",
+        f"search runs  {_search_runs_line(cfg, n_search)}",
         f"selection    {selection_line(cfg, experiment)}",
         f"statistics   {statistics_line(cfg, experiment)}",
         *generalized_lines(cfg, experiment, task, resolver),
-        f"trials       {n_search + n_baseline_search} search + {n_confirm} confirm = "
-        f"{n_search + n_baseline_search + n_confirm}"
-        + (f" ({(n_search + n_baseline_search) * cfg.search_seeds + n_confirm} training runs)"
+        f"trials       {n_search} search + {n_confirm} confirm = {n_search + n_confirm}"
+        + (f" ({n_search * cfg.search_seeds + n_confirm} training runs)"
            if cfg.search_seeds > 1 else ""),
         f"resources    per trial {res.workers_per_trial} worker(s) x {res.cpus_per_worker:g} CPU, GPUs per trial: "
         f"{gpus}; {where}; concurrent trials = "
@@ -212,8 +217,7 @@ def recipe_lines(cfg, experiment: Experiment) -> list[str]:
         return [f"recipe       none: the {cfg.profile} profile's own settings (the paper profile applies the reference "
                 "recipes of trainables/recipes.py)"]
     names = [arm.name for arm in experiment.confirm_arms]
-    if experiment.searched_arm.name not in names:
-        names.append(experiment.searched_arm.name)
+    names += [search.arm for search in experiment.searches if search.arm not in names]
     groups: dict[TrainingRecipe, list[str]] = {}
     for name in names:
         if name in recipes:
@@ -227,6 +231,15 @@ def recipe_lines(cfg, experiment: Experiment) -> list[str]:
         lines.append("             fixed over the recipe (profile or --set): "
                      + ", ".join(f"{key}={cfg.train_overrides[key]}" for key in overridden))
     return lines
+
+
+def best_from_lines(cfg) -> list[str]:
+    """``--best-from``: which earlier sweeps' searches replace this sweep's (checked in MLflow when it starts)."""
+    if not cfg.best_from:
+        return []
+    return [f"best from    sweep(s) {', '.join(cfg.best_from)} (--best-from): each search of a method one of them "
+            "searched to the end is not run; its arms take that search's best (task, model and finished search are "
+            "checked in MLflow when the sweep starts; the counts here still include those searches)"]
 
 
 def generalized_lines(cfg, experiment, task, resolver: TrialResolver) -> list[str]:
@@ -300,7 +313,8 @@ def legend_notes(cfg, experiment, *, searched: bool) -> tuple[str, ...]:
         seeds = cfg.search_training_seeds
         trained = (f"each trained on seed {seeds[0]}, which is not a confirm seed" if len(seeds) == 1 else
                    f"each scored by the mean of seeds {', '.join(map(str, seeds))}, which are not confirm seeds")
-        search = (f"search: {cfg.num_samples} Optuna TPE trials (sampler seed {cfg.sampler_seed}) selected on "
+        per_method = "" if experiment.searched_arm else " per searched method (one search each)"
+        search = (f"search: {cfg.num_samples} Optuna TPE trials{per_method} (sampler seed {cfg.sampler_seed}) selected on "
                   f"{cfg.select_on}, {trained}")
     else:
         search = "no search stage ran in this sweep: tuned arms used the recorded best configuration, else the paper's"

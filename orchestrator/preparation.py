@@ -71,17 +71,31 @@ def check_method_inputs(cfg: SweepConfig, experiment: Experiment, task: TaskSpec
         step.check(step_context(cfg, experiment, task, step))
 
 
+def step_search(experiment: Experiment, step: PrepareStep) -> str:
+    """The search whose space ``step`` shapes: the first search of a method the step prepares (a comparison runs one
+    per method), else the main search (as in a method's own experiment, whose other arms' steps see its space)."""
+    return next((search.name for search in experiment.searches
+                 if getattr(get_spec(search.method).prepare, "key", None) == step.key), "")
+
+
+def _spaces(cfg: SweepConfig, experiment: Experiment) -> dict[str, dict[str, Any]]:
+    return {"": dict(cfg.space), **{s.name: dict(cfg.space_of(s.name)) for s in experiment.searches if s.name}}
+
+
 def prepare_method(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: Assets) -> Preparation:
-    """Every step's preparation, merged: params and inputs joined, the space reshaped by each in turn."""
+    """Every step's preparation, merged: params and inputs joined, each search's space reshaped by the steps of
+    its method in turn (``step_search``)."""
     merged = Preparation()
-    space, reshaped, summaries, runs = dict(cfg.space), False, [], []
+    spaces, reshaped, summaries, runs = _spaces(cfg, experiment), set(), [], []
     for step in experiment_steps(experiment):
-        part = step.prepare(step_context(cfg, experiment, task, step, space=space, assets=assets))
+        name = step_search(experiment, step)
+        part = step.prepare(step_context(cfg, experiment, task, step, space=spaces[name], assets=assets))
         merged.method_params.update(part.method_params)
         merged.train_fields.update(part.train_fields)
         merged.params.update(part.params)
         if part.space is not None:
-            space, reshaped = dict(part.space), True
+            spaces[name] = dict(part.space)
+            reshaped.add(name)
         summaries.append(part.summary)
         runs.append(part.run)
 
@@ -89,7 +103,8 @@ def prepare_method(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, ass
         for step_run in runs:
             step_run(tracker, cluster)
 
-    merged.space = space if reshaped else None
+    merged.space = spaces[""] if "" in reshaped else None
+    merged.spaces = {name: spaces[name] for name in reshaped if name}
     merged.summary = "\n".join(summary for summary in summaries if summary)
     merged.run = run
     return merged
@@ -104,14 +119,17 @@ def unlabelled_languages(cfg: SweepConfig, experiment: Experiment, task: TaskSpe
     return tuple(languages)
 
 
-def describe_preparation(cfg: SweepConfig, experiment: Experiment, task: TaskSpec) -> tuple[list[str], dict[str, Dimension]]:
-    """What ``--dry-run`` shows of the preparation (nothing is loaded), and the space as it will be searched."""
+def describe_preparation(cfg: SweepConfig, experiment: Experiment,
+                         task: TaskSpec) -> tuple[list[str], dict[str, dict[str, Dimension]]]:
+    """What ``--dry-run`` shows of the preparation (nothing is loaded), and each search's space as it will be
+    searched, by search name ("": the main search)."""
     lines: list[str] = []
-    space = dict(cfg.space)
+    spaces = _spaces(cfg, experiment)
     for step in experiment_steps(experiment):
-        step_lines, space = step.describe(step_context(cfg, experiment, task, step, space=space))
+        name = step_search(experiment, step)
+        step_lines, spaces[name] = step.describe(step_context(cfg, experiment, task, step, space=spaces[name]))
         lines += step_lines
-    return lines, space
+    return lines, spaces
 
 
 def _generated_data(cfg: SweepConfig) -> bool:

@@ -6,7 +6,7 @@ Layout under ``--storage`` (default ``./sweeps/<experiment>``)::
     cache/                 content-addressed caches shared by all sweeps here (tokenized data, ...)
     <sweep_id>/sweep.json  this record
     <sweep_id>/search/     the Tune experiment of the search stage (restorable)
-    <sweep_id>/search-baseline/  the baseline's search (--tune-baseline)
+    <sweep_id>/search-<name>/  a named search: the baseline's (--tune-baseline), a comparison's per method
     <sweep_id>/confirm/    the Tune experiment of the confirm stage (restorable)
     <sweep_id>/optuna.db   the Optuna study of the search stage
     <sweep_id>/results/    results.md, results.csv, results.html, ttest.csv
@@ -36,13 +36,26 @@ class SweepState:
     experiment: str
     parent_run_id: str = ""
     stages_done: list[str] = field(default_factory=list)
-    best: dict[str, Any] = field(default_factory=dict)
+    best: dict[str, Any] = field(default_factory=dict)  # the main search's best values (stage "search")
     best_value: float | None = None
-    # --tune-baseline: the baseline search's best values (stage "search-baseline").
-    baseline_best: dict[str, Any] = field(default_factory=dict)
-    baseline_best_value: float | None = None
+    # The named searches' best values and objectives, by search name (``Experiment.searches``: "baseline" of
+    # --tune-baseline, stage "search-baseline"; a comparison's one per method, stage "search-<method>").
+    other_best: dict[str, dict[str, Any]] = field(default_factory=dict)
+    other_best_value: dict[str, float | None] = field(default_factory=dict)
+    # Searches whose best came from an earlier sweep (--best-from), by search name: that sweep's id.
+    best_from: dict[str, str] = field(default_factory=dict)
     complete: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+
+    def best_of(self, search: str) -> dict[str, Any]:
+        """The recorded best values of search ``search`` ("": the main one); empty before it ran."""
+        return dict(self.best if not search else self.other_best.get(search, {}))
+
+    def record_best(self, search: str, best: dict[str, Any], value: float | None) -> None:
+        if not search:
+            self.best, self.best_value = dict(best), value
+        else:
+            self.other_best[search], self.other_best_value[search] = dict(best), value
 
     def save(self, sweep_dir: Path) -> None:
         """Write atomically: an interrupted write never leaves a half record."""
@@ -52,7 +65,13 @@ class SweepState:
 
     @classmethod
     def load(cls, sweep_dir: Path) -> "SweepState":
-        return cls(**json.loads((sweep_dir / STATE_FILE).read_text()))
+        data = json.loads((sweep_dir / STATE_FILE).read_text())
+        # Sweeps before named searches recorded the --tune-baseline search on its own (``baseline_best``).
+        old_best, old_value = data.pop("baseline_best", {}), data.pop("baseline_best_value", None)
+        if old_best:
+            data.setdefault("other_best", {})["baseline"] = old_best
+            data.setdefault("other_best_value", {})["baseline"] = old_value
+        return cls(**data)
 
 
 def new_sweep_dir(storage: Path) -> Path:

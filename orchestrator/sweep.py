@@ -13,14 +13,14 @@ import logging
 import math
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from orchestrator import cli
 from orchestrator.assets import Assets, generates_assets, load_assets, log_data_accounting, tokenize_assets
 from orchestrator.config import SweepConfig
-from orchestrator.experiments import BASELINE_SEARCH, TUNED_BASELINE, Experiment, get_experiment
+from orchestrator.best_from import BestFromError, ReusedSearch, find_best_from
+from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.paper_numbers import paper_model
 from orchestrator.plan import TrialResolver, arm_recipes, describe_plan, legend_notes, recipe_settings
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, prepare_method,
@@ -30,15 +30,13 @@ from orchestrator.results import ReportSettings, collect_confirm_results, report
 from orchestrator.significance import SignificanceOptions
 from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
-from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_tracking, resolve_tracking_uri
+from orchestrator.tracking import (SweepTracker, TrackingUnavailable, check_tracking, open_client,
+                                   resolve_tracking_uri)
 from trainables import faults
 from trainables.config import TrainConfig
 from trainables.data import DataUnavailable
 from trainables.models import ModelUnavailable
 from trainables.tasks import TaskSpec, get_task
-
-BASELINE_SEARCH_STAGE = "search-baseline"
-"""The stage (Tune experiment folder, MLflow ``stage`` tag) of the baseline's search under --tune-baseline."""
 
 # What every Ray worker process gets: no hub access (the driver resolved model and data), quiet
 # libraries, and no tokenizer thread pools fighting the training threads.
@@ -73,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_tracking(tracking_uri)
         resumed = find_sweep(cfg.storage_path, cfg.resume, cfg.experiment) if cfg.resume else None
         if resumed is not None:
-            _check_resume_matches(cfg, SweepState.load(resumed), skip=("space",))
+            _check_resume_matches(cfg, SweepState.load(resumed), skip=("space", "spaces"))
+        reused = _reused_searches(cfg, experiment, tracking_uri, resumed)
         if not cfg.verbose:
             _quiet_progress_bars()
         check_method_inputs(cfg, experiment, task)
@@ -92,10 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         preparation = prepare_method(cfg, experiment, task, assets)
         if preparation.space is not None:
             cfg.space = preparation.space  # e.g. one SALT threshold per chosen language
+        cfg.spaces.update(preparation.spaces)  # the named searches' spaces, as their methods' steps shaped them
         if resumed is not None:  # the space is known now
             _check_resume_matches(cfg, SweepState.load(resumed))
     except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume, PreparationError,
-            StorageNotShared) as exc:
+            StorageNotShared, BestFromError) as exc:
         cli.fail(str(exc))
     if cluster is None:  # a local Ray: one node, nothing to probe
         cluster = _start_ray(cfg)
@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if preparation.summary:
         print(preparation.summary, flush=True)
 
-    from orchestrator.stages import StageContext, StageFailed, StageInterrupted, run_confirm, run_search
+    from orchestrator.searches import run_searches
+    from orchestrator.stages import StageContext, StageFailed, StageInterrupted, run_confirm
     from orchestrator.trial import TrainLaunch
 
     preparation.run(tracker, cluster)
@@ -134,34 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     concurrent = max_concurrent_trials(cfg, cluster, gpus_per_trial)
     # A search trial over K seeds holds K training runs at once: it counts like K trials.
     search_concurrent = max(1, concurrent // cfg.search_seeds)
-    seeds_note = f" x {cfg.search_seeds} seeds" if cfg.search_seeds > 1 else ""
     try:
-        if _should_search(cfg, state):
-            ctx = StageContext(sweep_dir, resolver, launch, tracker, objective, search_concurrent)
-            print(f"[search] {cfg.num_samples} trials{seeds_note}, up to {search_concurrent} at a time", flush=True)
-            best, value, frame = run_search(ctx, cfg.space, num_samples=cfg.num_samples,
-                                            sampler_seed=cfg.sampler_seed, asha=cfg.asha)
-            state.best, state.best_value = best, value
-            state.stages_done.append("search")
-            state.save(sweep_dir)
-            _log_search(tracker, sweep_dir, resolver, experiment, best, value, objective, frame)
-        resolver.best = dict(state.best)
-        if _should_search(cfg, state, stage=BASELINE_SEARCH_STAGE):
-            baseline_resolver = replace(resolver, searched_arm=TUNED_BASELINE)
-            ctx = StageContext(sweep_dir, baseline_resolver, launch, tracker, objective, search_concurrent,
-                               stage=BASELINE_SEARCH_STAGE)
-            print(f"[{BASELINE_SEARCH_STAGE}] {cfg.num_samples} trials{seeds_note} of the baseline (--tune-baseline), "
-                  f"up to {search_concurrent} at a time", flush=True)
-            best, value, frame = run_search(ctx, cfg.baseline_space, num_samples=cfg.num_samples,
-                                            sampler_seed=cfg.sampler_seed, asha=cfg.asha)
-            state.baseline_best, state.baseline_best_value = best, value
-            state.stages_done.append(BASELINE_SEARCH_STAGE)
-            state.save(sweep_dir)
-            tracker.log_params({f"best_baseline.{k}": v for k, v in best.items()})
-            tracker.log_metrics({f"search_baseline_best_{objective}": value})
-            frame.to_csv(sweep_dir / "search_baseline_trials.csv", index=False)
-            tracker.log_artifacts([sweep_dir / "search_baseline_trials.csv"])
-        resolver.other_best = {BASELINE_SEARCH: dict(state.baseline_best)}
+        run_searches(cfg, experiment, state, sweep_dir, resolver, (launch, tracker, objective, search_concurrent),
+                     reused)
         if "confirm" in cfg.stages and "confirm" not in state.stages_done:
             arms, seeds = [arm.name for arm in experiment.confirm_arms], list(cfg.seeds)
             print(f"[confirm] {len(arms)} arms x {len(seeds)} seeds, up to {concurrent} at a time", flush=True)
@@ -195,7 +171,15 @@ def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState
     numbers' model)."""
     options = SignificanceOptions(correction=cfg.correction, ci_method=cfg.ci_method)
     reproduction = cfg.profile == "paper" and cfg.model == paper_model(experiment.name)
-    notes = legend_notes(cfg, experiment, searched="search" in state.stages_done)
+    ran = [search for search in experiment.searches
+           if search.stage in state.stages_done and search.name not in state.best_from]
+    notes = legend_notes(cfg, experiment, searched=any(not search.name for search in ran)
+                         or (experiment.searched_arm is None and bool(ran)))
+    for search in experiment.searches:
+        if search.name in state.best_from:
+            arms = ", ".join(arm.name for arm in experiment.arms if arm.tuned and arm.search == search.name)
+            notes += (f"{search.stage}: not run; {arms} took the best of sweep {state.best_from[search.name]}'s "
+                      f"search of {search.method} (--best-from)",)
     notes += identical_arm_notes(resolver, [arm.name for arm in experiment.confirm_arms], list(cfg.seeds))
     return ReportSettings(options=options, notes=notes,
                           model=cfg.model, reproduction=reproduction, bootstrap=cfg.bootstrap)
@@ -219,16 +203,20 @@ def _gpus_per_trial(cfg: SweepConfig, cluster: dict[str, float]) -> float:
     return 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
 
 
-def _should_search(cfg: SweepConfig, state: SweepState, stage: str = "search") -> bool:
-    space = cfg.baseline_space if stage == BASELINE_SEARCH_STAGE else cfg.space
-    return "search" in cfg.stages and stage not in state.stages_done and cfg.num_samples > 0 and bool(space)
+def _reused_searches(cfg: SweepConfig, experiment: Experiment, tracking_uri: str,
+                     resumed: Path | None) -> dict[str, ReusedSearch]:
+    """The searches ``--best-from`` replaces (checked against MLflow; ``BestFromError``: one line). A resumed
+    sweep recorded them when it started."""
+    if not cfg.best_from or (resumed is not None and SweepState.load(resumed).best_from):
+        return {}
+    return find_best_from(open_client(tracking_uri), cfg.best_from, experiment, cfg.model)
 
 
 # Settings that define a sweep's results; resuming with other values would mix two sweeps.
 _RESUME_MUST_MATCH = ("profile", "model", "data_dir", "num_samples", "seeds", "sampler_seed", "search_training_seed",
                       "search_seeds",
-                      "select_on", "space", "tune_baseline", "baseline_space", "train_overrides", "arms",
-                      "generalized_xnli")
+                      "select_on", "space", "tune_baseline", "baseline_space", "spaces", "best_from", "train_overrides",
+                      "arms", "generalized_xnli")
 # And every preparation step's settings (``method_settings``), but for those that only say how the work is
 # spread (``PrepareStep.resume_may_differ``: they may differ on another cluster).
 
@@ -276,8 +264,10 @@ def _resolver(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, assets: 
                        method_params=dict(preparation.method_params), **preparation.train_fields)
     return TrialResolver(base=base.to_dict(), arms={arm.name: arm for arm in experiment.arms},
                          fixed=dict(cfg.train_overrides), best=dict(state.best),
-                         searched_arm=experiment.searched_arm.name, search_seeds=cfg.search_training_seeds,
-                         other_best={BASELINE_SEARCH: dict(state.baseline_best)},
+                         searched_arm=experiment.searched_arm.name if experiment.searched_arm else "",
+                         search_seeds=cfg.search_training_seeds,
+                         other_best={search.name: state.best_of(search.name) for search in experiment.searches
+                                     if search.name},
                          recipes=recipe_settings(experiment, cfg.profile),
                          generalized_path=str(assets.generalized_path or ""))
 
@@ -320,11 +310,13 @@ def _plugins_environment() -> dict[str, str]:
 
 def _log_sweep_config(tracker: SweepTracker, cfg: SweepConfig, assets: Assets, sweep_dir: Path) -> None:
     params = {f"sweep.{k}": v for k, v in cfg.to_dict().items()
-              if k not in ("resources", "train_overrides", "space", "baseline_space", "method_settings")}
+              if k not in ("resources", "train_overrides", "space", "baseline_space", "spaces", "method_settings",
+                           "best_from")}
     params.update({f"sweep.resources.{k}": v for k, v in cfg.to_dict()["resources"].items()})
     params.update({f"sweep.set.{k}": v for k, v in cfg.train_overrides.items()})
     params.update({f"space.{k}": str(v) for k, v in cfg.space.items()})
-    params.update({f"baseline_space.{k}": str(v) for k, v in cfg.baseline_space.items()})
+    params.update({f"{name}_space.{k}": str(v) for name, space in cfg.spaces.items() for k, v in space.items()})
+    params.update({"sweep.best_from": ",".join(cfg.best_from)} if cfg.best_from else {})
     if assets.generalized_path is not None:
         params["generalized_path"] = str(assets.generalized_path)
     params.update({"model_dir": assets.model_dir, "tokenized_path": str(assets.tokenized_path),
@@ -333,23 +325,6 @@ def _log_sweep_config(tracker: SweepTracker, cfg: SweepConfig, assets: Assets, s
     path = sweep_dir / "sweep_config.json"
     path.write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
     tracker.log_artifacts([path])
-
-
-def _log_search(tracker: SweepTracker, sweep_dir: Path, resolver: TrialResolver, experiment: Experiment,
-                best: dict, value: float, objective: str, frame) -> None:
-    """The search summary on the parent: best values as params, the tuned arm's whole config, every trial."""
-    tracker.log_params({f"best.{k}": v for k, v in best.items()})
-    tracker.log_metrics({f"search_best_{objective}": value, "search_trials": len(frame)})
-    std = f"{objective}_std"
-    if std in frame.columns and len(frame):  # a search over several seeds: the best trial's spread
-        best_row = frame.loc[frame[objective].idxmax()]
-        tracker.log_metrics({f"search_best_{std}": float(best_row[std])})
-    resolver.best = dict(best)
-    best_config = resolver.arm_config(experiment.searched_arm.name, resolver.search_seed).to_dict()
-    best_config.pop("seed")
-    (sweep_dir / "best_config.json").write_text(json.dumps(best_config, indent=2))
-    frame.to_csv(sweep_dir / "search_trials.csv", index=False)
-    tracker.log_artifacts([sweep_dir / "best_config.json", sweep_dir / "search_trials.csv"])
 
 
 if __name__ == "__main__":

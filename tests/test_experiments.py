@@ -16,16 +16,20 @@ from trainables.tasks import get_task
 
 
 def _resolver(experiment, best):
+    """Every search of the experiment found ``best`` (the main one's and each named one's)."""
     base = TrainConfig(task=experiment.task, languages=get_task(experiment.task).languages).to_dict()
     return TrialResolver(base=base, arms={arm.name: arm for arm in experiment.arms}, best=best,
-                         searched_arm=experiment.searched_arm.name)
+                         other_best={search.name: best for search in experiment.searches if search.name},
+                         searched_arm=experiment.searched_arm.name if experiment.searched_arm else "")
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_every_arm_runs_its_method_with_its_switches_and_only_tuned_arms_take_the_best(name):
     experiment = get_experiment(name)
     assert experiment.arm(experiment.baseline_arm).tuned is False
-    assert "learning_rate" in get_space(experiment.searched_arm.method).space  # every method searches it
+    assert experiment.searches  # every experiment searches
+    for search in experiment.searches:
+        assert "learning_rate" in get_space(search.method).space  # every method searches it
     best = {"learning_rate": 1.234e-5}  # a value no default, profile or paper uses
     resolver = _resolver(experiment, best)
     for arm in experiment.arms:

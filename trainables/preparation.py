@@ -29,6 +29,8 @@ class Preparation:
     method_params: dict[str, Any] = field(default_factory=dict)  # sweep-filled inputs, into every trial's config
     train_fields: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of every trial (e.g. cka_path)
     space: dict[str, Any] | None = None  # the search space, when the step reshapes it
+    # The orchestrator's merge only: the named searches' spaces the steps reshaped, by search name.
+    spaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # logged on the parent run
     summary: str = ""  # printed before the stages start
     run: Callable[[Any, dict[str, float]], None] = lambda tracker, cluster: None  # Ray work; tags the parent run
