@@ -64,8 +64,15 @@ class Comparison:
 
 
 def main_arm(sweep: SweepRecord) -> str:
-    """The arm the sweep's search tuned (see the module's docstring for the baseline experiments)."""
-    return sweep.experiment.searched_arm.name
+    """The arm the sweep's search tuned (see the module's docstring for the baseline experiments).
+
+    A sweep of a comparison experiment (``compare_xnli``: one search per method) has no one main arm: its
+    own table already sets every method beside the shared baseline, so it is refused here."""
+    searched = sweep.experiment.searched_arm
+    if searched is None:
+        raise CompareRefused(f"{sweep.label} is itself a comparison of methods (one search each); its own results "
+                             "table compares them: compare single-method sweeps here")
+    return searched.name
 
 
 def build_comparison(uri: str, sweeps: list[SweepRecord], task: TaskSpec) -> Comparison:
