@@ -26,7 +26,7 @@ from orchestrator.plan import TrialResolver, arm_recipes, describe_plan, legend_
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, prepare_method,
                                      unlabelled_languages)
 from orchestrator.reuse import identical_arm_notes
-from orchestrator.results import ReportSettings, collect_confirm_results, report_results
+from orchestrator.results import ReportSettings, collect_confirm_results, report_results, report_search_figures
 from orchestrator.significance import SignificanceOptions
 from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
@@ -145,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             state.stages_done.append("search")
             state.save(sweep_dir)
             _log_search(tracker, sweep_dir, resolver, experiment, best, value, objective, frame)
+            report_search_figures(tracker, sweep_dir, "search", task, cfg.select_on)
         resolver.best = dict(state.best)
         if _should_search(cfg, state, stage=BASELINE_SEARCH_STAGE):
             baseline_resolver = replace(resolver, searched_arm=TUNED_BASELINE)
@@ -161,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tracker.log_metrics({f"search_baseline_best_{objective}": value})
             frame.to_csv(sweep_dir / "search_baseline_trials.csv", index=False)
             tracker.log_artifacts([sweep_dir / "search_baseline_trials.csv"])
+            report_search_figures(tracker, sweep_dir, BASELINE_SEARCH_STAGE, task, cfg.select_on)
         resolver.other_best = {BASELINE_SEARCH: dict(state.baseline_best)}
         if "confirm" in cfg.stages and "confirm" not in state.stages_done:
             arms, seeds = [arm.name for arm in experiment.confirm_arms], list(cfg.seeds)
@@ -197,8 +199,8 @@ def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState
     reproduction = cfg.profile == "paper" and cfg.model == paper_model(experiment.name)
     notes = legend_notes(cfg, experiment, searched="search" in state.stages_done)
     notes += identical_arm_notes(resolver, [arm.name for arm in experiment.confirm_arms], list(cfg.seeds))
-    return ReportSettings(options=options, notes=notes,
-                          model=cfg.model, reproduction=reproduction, bootstrap=cfg.bootstrap)
+    return ReportSettings(options=options, notes=notes, model=cfg.model, reproduction=reproduction,
+                          bootstrap=cfg.bootstrap, select_on=cfg.select_on)
 
 
 def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_trial: float) -> int:

@@ -149,6 +149,14 @@ class SweepTracker:
         for path in paths:
             self.client.log_artifact(self.parent_run_id, str(path))
 
+    def log_figure(self, figure, artifact_file: str) -> None:
+        """A matplotlib figure as an image artifact of the parent run (``figures/<name>.png``)."""
+        self.client.log_figure(self.parent_run_id, figure, artifact_file)
+
+    def log_table(self, frame, artifact_file: str) -> None:
+        """A DataFrame as an MLflow table artifact of the parent run (JSON; the UI shows it as a table)."""
+        self.client.log_table(self.parent_run_id, data=frame, artifact_file=artifact_file)
+
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_run_id, status=status)
 
