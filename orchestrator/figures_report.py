@@ -100,7 +100,7 @@ def publish_figures(tracker: "SweepTracker", out_dir: Path, drawers: dict[str, C
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{name}.png"
             figure.savefig(path, dpi=DPI)
-            tracker.log_figure(figure, f"{FIGURES_DIR}/{name}.png")
+            tracker.log_figure(path, FIGURES_DIR)
             written.append(path)
         except FigureSkipped as reason:
             print(f"figure {name} skipped: {reason}", flush=True)
