@@ -48,13 +48,15 @@ def curve_bands(histories: pd.DataFrame) -> pd.DataFrame:
 
 
 def learning_curves(histories: pd.DataFrame, *, title: str, metric_label: str,
-                    value_format: ValueFormat = PERCENT) -> Figure:
+                    value_format: ValueFormat = PERCENT, arms: list[str] | None = None) -> Figure:
     """One line per arm (mean over seeds at each step) and a band (min..max over seeds) where two or more
-    seeds evaluated; ``histories`` is :func:`fetch_histories`' frame. Arms in their first appearance order."""
+    seeds evaluated; ``histories`` is :func:`fetch_histories`' frame. ``arms`` (the table's) give the
+    colours, so an arm has its colour of the other figures; default: the arms in their order of appearance."""
     if histories.empty:
         raise FigureSkipped("no confirm run logged the metric's history")
-    arms = list(dict.fromkeys(histories["arm"]))
-    colours = arm_colours(arms)
+    present = list(dict.fromkeys(histories["arm"]))
+    colours = arm_colours([*(arms or []), *(arm for arm in present if arm not in (arms or []))])
+    arms = [arm for arm in colours if arm in present]
     bands = curve_bands(histories)
     figure = new_figure(9.0, 5.5)
     ax = figure.subplots()

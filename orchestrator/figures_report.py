@@ -45,8 +45,7 @@ class ResultFigures:
     selection_metric: str  # "eval_dev_acc"
     selection_label: str  # "en-dev accuracy (selection score)"
     target_languages: list[str] = field(default_factory=list)
-    cka: pd.DataFrame | None = None  # long CKA results (X-Mixup), or None
-    cka_arms: list[str] = field(default_factory=list)
+    cka: pd.DataFrame | None = None  # long CKA results (X-Mixup), or None: arms without CKA are no panel
     generalized: pd.DataFrame | None = None  # long generalized XNLI results (SALT), or None
     languages: list[str] = field(default_factory=list)  # the task's languages, in its order
 
@@ -62,11 +61,11 @@ def result_drawers(spec: ResultFigures, tracker: "SweepTracker") -> dict[str, Ca
                                          title=f"{name}: difference to {summary.baseline_arm} per language"),
         "learning_curves": lambda: learning_curves(
             fetch_histories(tracker, spec.selection_metric, summary.arms), metric_label=spec.selection_label,
-            title=f"{name}: {spec.selection_metric} of the confirm runs"),
+            title=f"{name}: {spec.selection_metric} of the confirm runs", arms=summary.arms),
     }
     if spec.cka is not None and not spec.cka.empty:
         drawers[f"cka_vs_{spec.metric_label.replace('-', '_')}"] = lambda: cka_scatter(
-            spec.results, spec.cka, spec.cka_arms, spec.target_languages, metric_label=spec.metric_label,
+            spec.results, spec.cka, summary.arms, spec.target_languages, metric_label=spec.metric_label,
             title=f"{name}: linear CKA against test {spec.metric_label}")
     if spec.generalized is not None and not spec.generalized.empty:
         languages = present_languages(spec.generalized, spec.languages)

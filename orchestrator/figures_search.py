@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 
 import optuna  # noqa: E402  (after the backend is chosen)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from orchestrator.figures_style import DPI, FigureSkipped  # noqa: E402
@@ -76,6 +77,7 @@ def optimization_history(study: optuna.Study, *, title: str, target_label: str, 
             for i in range(len(values))]
     points = ax.collections[0]
     (line,) = ax.step(numbers, best, where="post", color="tab:red", gid="best")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial number (in the order the search started them)")
     ax.set_ylabel(_wrap(target_label, 40))
     ax.legend([points, line], ["one trial", "best so far"], fontsize=8, loc="lower right")

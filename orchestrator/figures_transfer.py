@@ -25,7 +25,8 @@ from orchestrator.transfer_analysis import cka_spearman, language_points
 def cka_scatter(scores: pd.DataFrame, cka: pd.DataFrame, arms: list[str], languages: list[str], *, title: str,
                 metric_label: str, value_format: ValueFormat = PERCENT) -> Figure:
     """One panel per arm of ``arms`` with CKA (both long frames: arm, seed, language, value), sharing axes;
-    ``languages`` are the target languages ρ is computed over. Raises ``FigureSkipped`` when no arm has a point."""
+    ``arms`` (the table's) also give the colours; ``languages`` are the target languages ρ is computed over.
+    Raises ``FigureSkipped`` when no arm has a point."""
     drawn = [arm for arm in arms if not language_points(scores, cka, arm, languages).empty]
     if not drawn:
         raise FigureSkipped("no arm has both CKA and a score on a target language")

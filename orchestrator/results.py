@@ -130,9 +130,8 @@ def report_results(results: pd.DataFrame, tracker: SweepTracker, experiment: Exp
     figures = ResultFigures(
         summary=summary, results=results, experiment=experiment.name, metric_label=label,
         selection_metric=f"eval_dev_{task.metric}", selection_label=selection_label(task, settings.select_on),
-        target_languages=list(task.target_languages), cka=cka,
-        cka_arms=[arm.name for arm in experiment.confirm_arms if arm.name in set(cka["arm"])],
-        generalized=generalized_results, languages=list(task.languages))
+        target_languages=list(task.target_languages), cka=cka, generalized=generalized_results,
+        languages=list(task.languages))
     publish_figures(tracker, out_dir, result_drawers(figures, tracker))
     return "\n".join(part for part in (text, split_text, cka_text, generalized_text) if part)
 

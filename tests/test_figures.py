@@ -21,7 +21,7 @@ from orchestrator.figures import bar_positions, forest, language_bars, row_posit
 from orchestrator.figures_curves import fetch_histories, learning_curves
 from orchestrator.figures_report import FIGURES_DIR, publish_figures
 from orchestrator.figures_search import optimization_history, param_importances, parallel_coordinate
-from orchestrator.figures_style import FigureSkipped, seed_offsets
+from orchestrator.figures_style import FigureSkipped, arm_colours, seed_offsets
 from orchestrator.figures_transfer import cka_scatter, generalized_heatmap
 from orchestrator.generalized import describe_over_seeds, seed_tables
 from orchestrator.report_cells import DAGGER
@@ -154,6 +154,10 @@ def test_learning_curves_from_the_confirm_runs_histories(tmp_path, monkeypatch):
     assert at_200 == {60.0, 64.0}  # min..max over the two seeds
     assert "band|salt" not in by_gid(figure, "band|")  # one seed: no band
     assert figure.axes[0].get_ylabel() == "English dev accuracy (%)"
+    # an arm keeps the colour the table's order gives it in the other figures, whichever arms have curves
+    table_arms = ["translate_train", "baseline", "salt"]
+    coloured = learning_curves(histories, title="toy", metric_label="x", arms=table_arms)
+    assert by_gid(coloured, "mean|salt")["mean|salt"].get_color() == arm_colours(table_arms)["salt"]
     with pytest.raises(FigureSkipped):
         learning_curves(fetch_histories(tracker, "no_such_metric"), title="toy", metric_label="x")
 
