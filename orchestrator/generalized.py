@@ -84,6 +84,19 @@ def seed_tables(results: pd.DataFrame, languages: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["arm", "seed", "premise", "hypothesis", "value"])
 
 
+def present_languages(results: pd.DataFrame, languages) -> list[str]:
+    """The task's languages (in its order) that occur as premises in ``results``: the tables' rows and columns."""
+    premises = set(results["premise"])
+    return [lang for lang in languages if lang in premises]
+
+
+def describe_over_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per (arm, premise, hypothesis) of :func:`seed_tables`' frame, averages included: the mean, sample std
+    (NaN for one seed) and number of seeds; what the tables print and the heatmaps colour."""
+    return (per_seed.groupby(["arm", "premise", "hypothesis"], sort=False)["value"]
+            .agg(mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else math.nan, n="count").reset_index())
+
+
 def overall_tests(per_seed: pd.DataFrame, arms: list[str], baseline: str | None,
                   options: SignificanceOptions) -> pd.DataFrame:
     """The paired test of each arm's overall average (all 225 pairs) against the baseline's, on shared seeds."""
@@ -117,10 +130,9 @@ def report_generalized(results: pd.DataFrame, tracker: SweepTracker, experiment:
     present = set(results["arm"])
     arms = [arm.name for arm in experiment.confirm_arms if arm.name in present]
     baseline = experiment.baseline_arm if experiment.baseline_arm in arms else None
-    languages = [lang for lang in task.languages if lang in set(results["premise"])]
+    languages = present_languages(results, task.languages)
     per_seed = seed_tables(results, languages)
-    cells = (per_seed.groupby(["arm", "premise", "hypothesis"], sort=False)["value"]
-             .agg(mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else math.nan, n="count").reset_index())
+    cells = describe_over_seeds(per_seed)
     tests = overall_tests(per_seed, arms, baseline, options)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -74,6 +74,15 @@ def _table(
     return headers, rows
 
 
+def table_frame(summary: Summary, *, value_format: ValueFormat = PERCENT) -> "pd.DataFrame":
+    """The table as a frame of its cells' text (arm rows; the headers as columns; no bold markup), for
+    MLflow's table view (``MlflowClient.log_table``); the numbers at full precision are ``results.csv``."""
+    import pandas as pd
+
+    headers, rows = _table(summary, html_markup=False, value_format=value_format)
+    return pd.DataFrame([[text.replace("**", "") for text in row] for row in rows], columns=headers)
+
+
 # --------------------------------------------------------------------------- renderers
 
 

@@ -20,9 +20,11 @@ import pandas as pd
 from orchestrator.experiments import Experiment
 from orchestrator.paper_numbers import (paper_block, render_paper_block_html, render_paper_block_markdown,
                                         repro_gap_avg)
-from orchestrator.report import render_text, write_reports
-from orchestrator.report_cells import FRACTION
+from orchestrator.report import render_text, table_frame, write_reports
+from orchestrator.report_cells import FRACTION, PERCENT
 from orchestrator.bootstrap import bootstrap_tests
+from orchestrator.figures_report import ResultFigures, log_search_figures, publish_figures, result_drawers
+from orchestrator.figures_style import axis_label
 from orchestrator.generalized import collect_generalized, report_generalized
 from orchestrator.predictions import confirm_predictions
 from orchestrator.significance import SignificanceOptions, adjust_p_values
@@ -31,10 +33,16 @@ from orchestrator.stats_summary import AVG, AVG_EN, Summary
 from orchestrator.transfer_analysis import (cka_spearman, language_split, render_spearman, render_split,
                                             spearman_metrics, split_metrics, split_table, write_split)
 from orchestrator.tracking import AT_CHANCE, SweepTracker
+from trainables.config import TrainConfig
 from trainables.generalized import TASKS as GENERALIZED_TASKS
 from trainables.tasks import TaskSpec
 
 METRIC_LABELS = {"acc": "accuracy", "f1": "F1", "macro_f1": "macro-F1"}
+
+SELECTION_LABELS = {"en-dev": "English dev {}", "multilingual-dev": "dev {} averaged over all languages"}
+"""``--select-on`` -> how the learning curves' axis names the selection score (``{}``: the metric's label)."""
+RESULTS_TABLE = "results_table.json"
+"""The results table (arm rows, its cells' text) as an MLflow table on the parent run."""
 
 CKA_METRIC = "cka"
 CKA_LABEL = ("linear CKA between source and target sentence representations (mean-pooled last layer) "
@@ -65,7 +73,8 @@ class ReportSettings:
 
     ``notes`` join the table's legend (the search protocol, whether the baseline was tuned);
     ``model`` is the sweep's encoder (None: the smoke model) for the published numbers' block;
-    ``reproduction`` logs ``<arm>.repro_gap_avg`` (the paper profile on the paper's model);
+    ``reproduction`` logs ``<arm>.repro_gap_avg`` (the paper profile on the paper's model); ``select_on``
+    names what the runs' selection metric (``eval_dev_<metric>``, the learning curves) averages over;
     ``predictions`` is the confirm runs' per-example predictions for the paired bootstrap
     (``bootstrap`` resamples; 0: off).
     """
@@ -75,6 +84,7 @@ class ReportSettings:
     model: str | None = None
     reproduction: bool = False
     bootstrap: int = 0
+    select_on: str = TrainConfig.select_on  # the dev set(s) the runs selected on: the learning curves' label
 
 
 def report_results(results: pd.DataFrame, tracker: SweepTracker, experiment: Experiment, task: TaskSpec,
@@ -101,6 +111,7 @@ def report_results(results: pd.DataFrame, tracker: SweepTracker, experiment: Exp
                           extra_markdown=render_paper_block_markdown(block, sweep_model=settings.model),
                           extra_html=render_paper_block_html(block, sweep_model=settings.model), ttests=ttests)
     tracker.log_artifacts(list(paths.values()))
+    tracker.log_table(table_frame(summary), RESULTS_TABLE)
     tracker.log_metrics(arm_metrics(summary, f"test_{task.reported_metric}"))
     if settings.reproduction:
         gaps = {f"{arm}.repro_gap_{column}": gap for column in (AVG, AVG_EN)
@@ -109,13 +120,31 @@ def report_results(results: pd.DataFrame, tracker: SweepTracker, experiment: Exp
     text = render_text(summary, title=title, metric_label=label, notes=settings.notes,
                        extra=render_paper_block_markdown(block, sweep_model=settings.model))
     split_text = report_split(results, tracker, experiment, task, out_dir, settings.options)
-    cka_text = report_cka(collect_confirm_results(tracker, task, metric=CKA_METRIC), tracker, experiment, task,
-                          seeds, out_dir, scores=results)
-    generalized_text = ""
+    cka = collect_confirm_results(tracker, task, metric=CKA_METRIC)
+    cka_text = report_cka(cka, tracker, experiment, task, seeds, out_dir, scores=results)
+    generalized_text, generalized_results = "", None
     if task.name in GENERALIZED_TASKS:  # SALT's generalized setting, where confirm runs evaluated it
-        generalized_text = report_generalized(collect_generalized(tracker), tracker, experiment, task, seeds, out_dir,
+        generalized_results = collect_generalized(tracker)
+        generalized_text = report_generalized(generalized_results, tracker, experiment, task, seeds, out_dir,
                                               settings.options)
+    figures = ResultFigures(
+        summary=summary, results=results, experiment=experiment.name, metric_label=label,
+        selection_metric=f"eval_dev_{task.metric}", selection_label=selection_label(task, settings.select_on),
+        target_languages=list(task.target_languages), cka=cka, generalized=generalized_results,
+        languages=list(task.languages))
+    publish_figures(tracker, out_dir, result_drawers(figures, tracker))
     return "\n".join(part for part in (text, split_text, cka_text, generalized_text) if part)
+
+
+def selection_label(task: TaskSpec, select_on: str) -> str:
+    """How a figure's axis names the selection score (``dev_<metric>``, ``eval_dev_<metric>``)."""
+    metric = METRIC_LABELS.get(task.metric, task.metric)
+    return SELECTION_LABELS.get(select_on, "dev {}").format(metric) + " (selection score)"
+
+
+def report_search_figures(tracker: SweepTracker, sweep_dir: Path, stage: str, task: TaskSpec, select_on: str) -> None:
+    """The search stage's Optuna figures on the parent run (``orchestrator.figures_report``)."""
+    log_search_figures(tracker, sweep_dir, stage, axis_label(selection_label(task, select_on), PERCENT))
 
 
 def report_split(results: pd.DataFrame, tracker: SweepTracker, experiment: Experiment, task: TaskSpec,

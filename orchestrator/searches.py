@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from orchestrator.best_from import BEST_FROM_PARAM, ReusedSearch
 from orchestrator.config import SweepConfig
@@ -33,10 +34,12 @@ def should_search(cfg: SweepConfig, state: SweepState, search: Search) -> bool:
 
 
 def run_searches(cfg: SweepConfig, experiment: Experiment, state: SweepState, sweep_dir: Path,
-                 resolver: TrialResolver, ctx_args: tuple, reused: dict[str, ReusedSearch]) -> None:
+                 resolver: TrialResolver, ctx_args: tuple, reused: dict[str, ReusedSearch],
+                 on_searched: Callable[[str], None] | None = None) -> None:
     """Run (or take from ``reused``) every search of the experiment that has not finished, in order; leave the
     resolver with every search's best. ``ctx_args``: ``StageContext``'s arguments after the resolver
-    (launch, tracker, objective, concurrent trials)."""
+    (launch, tracker, objective, concurrent trials); ``on_searched(stage)`` follows each search that ran
+    (the sweep draws its figures)."""
     from orchestrator.stages import StageContext, run_search
 
     launch, tracker, objective, concurrent = ctx_args
@@ -58,6 +61,8 @@ def run_searches(cfg: SweepConfig, experiment: Experiment, state: SweepState, sw
             state.stages_done.append(search.stage)
             state.save(sweep_dir)
             log_search(tracker, sweep_dir, resolver, search, best, value, objective, frame)
+            if on_searched is not None:
+                on_searched(search.stage)
         give_best(resolver, experiment, state)
 
 

@@ -54,6 +54,16 @@ class StageContext:
     stage: str = "search"  # a search's name: its Tune folder, study and the MLflow stage tag of its trials
 
 
+def study_name(sweep_dir: Path, stage: str = "search") -> str:
+    """The Optuna study of a search stage: ``<experiment>-<sweep id>``, the stage appended but for ``search``."""
+    return f"{sweep_dir.parent.name}-{sweep_dir.name}" + ("" if stage == "search" else f"-{stage}")
+
+
+def study_storage(sweep_dir: Path) -> str:
+    """The RDB URL of the sweep's Optuna studies: ``<sweep_dir>/optuna.db``."""
+    return f"sqlite:///{sweep_dir / 'optuna.db'}"
+
+
 def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: int, sampler_seed: int,
                asha: bool) -> tuple[dict[str, Any], float, pd.DataFrame]:
     """Search the space; return the best sampled values, their objective, and every trial's row."""
@@ -67,9 +77,8 @@ def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: i
         searcher = ResumableOptunaSearch(
             sampler=TPESampler(seed=sampler_seed),
             points_to_evaluate=_paper_point(ctx.resolver, space),
-            study_name=f"{ctx.sweep_dir.parent.name}-{ctx.sweep_dir.name}"
-                       + ("" if ctx.stage == "search" else f"-{ctx.stage}"),
-            storage=RDBStorage(f"sqlite:///{ctx.sweep_dir / 'optuna.db'}"),
+            study_name=study_name(ctx.sweep_dir, ctx.stage),
+            storage=RDBStorage(study_storage(ctx.sweep_dir)),
         )
         scheduler = None
         if asha:

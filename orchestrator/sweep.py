@@ -26,7 +26,7 @@ from orchestrator.plan import TrialResolver, arm_recipes, describe_plan, legend_
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, prepare_method,
                                      unlabelled_languages)
 from orchestrator.reuse import identical_arm_notes
-from orchestrator.results import ReportSettings, collect_confirm_results, report_results
+from orchestrator.results import ReportSettings, collect_confirm_results, report_results, report_search_figures
 from orchestrator.significance import SignificanceOptions
 from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
@@ -137,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     search_concurrent = max(1, concurrent // cfg.search_seeds)
     try:
         run_searches(cfg, experiment, state, sweep_dir, resolver, (launch, tracker, objective, search_concurrent),
-                     reused)
+                     reused,
+                     on_searched=lambda stage: report_search_figures(tracker, sweep_dir, stage, task, cfg.select_on))
         if "confirm" in cfg.stages and "confirm" not in state.stages_done:
             arms, seeds = [arm.name for arm in experiment.confirm_arms], list(cfg.seeds)
             print(f"[confirm] {len(arms)} arms x {len(seeds)} seeds, up to {concurrent} at a time", flush=True)
@@ -181,8 +182,8 @@ def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState
             notes += (f"{search.stage}: not run; {arms} took the best of sweep {state.best_from[search.name]}'s "
                       f"search of {search.method} (--best-from)",)
     notes += identical_arm_notes(resolver, [arm.name for arm in experiment.confirm_arms], list(cfg.seeds))
-    return ReportSettings(options=options, notes=notes,
-                          model=cfg.model, reproduction=reproduction, bootstrap=cfg.bootstrap)
+    return ReportSettings(options=options, notes=notes, model=cfg.model, reproduction=reproduction,
+                          bootstrap=cfg.bootstrap, select_on=cfg.select_on)
 
 
 def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_trial: float) -> int:

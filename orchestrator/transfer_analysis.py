@@ -46,8 +46,7 @@ def cka_spearman(scores: pd.DataFrame, cka: pd.DataFrame, arms: list[str], langu
     """
     rows = []
     for arm in arms:
-        means = pd.DataFrame({"score": _language_means(scores, arm), "cka": _language_means(cka, arm)})
-        means = means.reindex([lang for lang in languages if lang in means.index]).dropna()
+        means = language_points(scores, cka, arm, languages)
         if len(means) < 3:
             continue
         with warnings.catch_warnings():  # constant input: scipy warns and returns NaN, which the row keeps
@@ -62,6 +61,13 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
     result = spearmanr(x, y)
     return float(result.statistic), float(result.pvalue)
+
+
+def language_points(scores: pd.DataFrame, cka: pd.DataFrame, arm: str, languages: list[str]) -> pd.DataFrame:
+    """The points ρ ranks for ``arm``: per language of ``languages`` (in that order) where the arm has both,
+    the mean over seeds of its CKA (``cka``) and of its score (``score``); the figure plots the same points."""
+    means = pd.DataFrame({"score": _language_means(scores, arm), "cka": _language_means(cka, arm)})
+    return means.reindex([lang for lang in languages if lang in means.index]).dropna()
 
 
 def _language_means(frame: pd.DataFrame, arm: str) -> pd.Series:

@@ -13,6 +13,7 @@ tmp_path): the CKA tables appear, and are attached, only when confirm runs logge
 from __future__ import annotations
 
 import html
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,8 @@ from orchestrator.experiments import Arm, Experiment
 from orchestrator.report import REPORT_FILES, render_html, render_markdown, render_text, write_reports
 from orchestrator.report_cells import FRACTION, PERCENT, format_cell
 from orchestrator.report_legend import legend_lines
-from orchestrator.results import CKA_FILES, CKA_LABEL, collect_confirm_results, report_results
+from orchestrator.figures_report import FIGURES_DIR
+from orchestrator.results import CKA_FILES, CKA_LABEL, RESULTS_TABLE, collect_confirm_results, report_results
 from orchestrator.stats import summarize
 from orchestrator.stats_summary import AVG, AVG_EN, BETTER, Cell, Summary
 from orchestrator.tracking import PARENT_TAG, SweepTracker
@@ -396,7 +398,7 @@ def accuracy_text(tracker: SweepTracker) -> str:
     return render_text(summary, title="xmixup_toy: test accuracy per language", metric_label="accuracy")
 
 
-def test_report_results_adds_cka_tables_when_runs_logged_cka(tmp_path: Path, monkeypatch) -> None:
+def test_report_results_adds_cka_tables_when_runs_logged_cka(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)  # the store's default artifact root is relative
     tracker = sweep_with_runs(tmp_path, CKA, failed_cka=True)
     out_dir = tmp_path / "results"
@@ -408,10 +410,23 @@ def test_report_results_adds_cka_tables_when_runs_logged_cka(tmp_path: Path, mon
     cka_text = text[len(accuracy) + 1:]
     assert markdown_rows(cka_text)[2:] == CKA_ROWS  # baseline logged no CKA: no row, no dagger
     assert cka_text.splitlines()[-2:] == CKA_LEGEND
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*REPORT_FILES, *CKA_FILES])
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*REPORT_FILES, *CKA_FILES, FIGURES_DIR])
     assert pd.read_csv(out_dir / "cka_ttest.csv").empty
     artifacts, metrics = parent_outputs(tracker)
-    assert artifacts == sorted([*REPORT_FILES, *CKA_FILES])
+    assert artifacts == sorted([*REPORT_FILES, *CKA_FILES, RESULTS_TABLE, FIGURES_DIR])
+    # the figures of the table and of CKA against accuracy, as PNGs beside the tables and on the parent run
+    # (no run logged a learning curve here: that figure is skipped with a printed line)
+    drawn = ["cka_vs_accuracy.png", "results_bars.png", "results_forest.png"]
+    assert sorted(p.name for p in (out_dir / FIGURES_DIR).iterdir()) == drawn
+    assert sorted(a.path for a in tracker.client.list_artifacts(tracker.parent_run_id, FIGURES_DIR)) == \
+        [f"{FIGURES_DIR}/{name}" for name in drawn]
+    assert "figure learning_curves skipped: no confirm run logged the metric's history" in capsys.readouterr().out
+    # the table itself as an MLflow table: a row per arm, the cells' text (no bold markup)
+    table = json.loads(Path(tracker.client.download_artifacts(tracker.parent_run_id, RESULTS_TABLE,
+                                                              str(tmp_path))).read_text())
+    assert table["columns"] == ["arm", "en", "de", "fr", "avg", "avg+en"]
+    assert [row[0] for row in table["data"]] == ["baseline", "xmixup", "frozen"]
+    assert table["data"][1][4] == "70.0 ± 0.0"  # xmixup avg: (.74 + .66) / 2 = (.76 + .64) / 2 = .70
     assert metrics["xmixup.cka_avg.mean"] == pytest.approx(0.77, abs=1e-12)  # (.75 + .79) / 2
     assert metrics["frozen.cka_avg.mean"] == pytest.approx(0.75, abs=1e-12)  # (.74 + .76) / 2
     assert "baseline.cka_avg.mean" not in metrics
@@ -440,9 +455,10 @@ def test_report_results_without_cka_is_unchanged(tmp_path: Path, monkeypatch) ->
     out_dir = tmp_path / "results"
     text = report_results(collect_confirm_results(tracker, TOY), tracker, XMIXUP, TOY, [1, 2], out_dir)
     assert text == accuracy_text(tracker)
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted(REPORT_FILES)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*REPORT_FILES, FIGURES_DIR])
+    assert not (out_dir / FIGURES_DIR / "cka_vs_accuracy.png").exists()
     artifacts, metrics = parent_outputs(tracker)
-    assert artifacts == sorted(REPORT_FILES)
+    assert artifacts == sorted([*REPORT_FILES, RESULTS_TABLE, FIGURES_DIR])
     assert not [name for name in metrics if "cka" in name]
     assert collect_confirm_results(tracker, TOY, metric="cka").empty
 

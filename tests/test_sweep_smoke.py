@@ -143,7 +143,15 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
 
     # The parent's artifacts, and the table's numbers recomputed from the child runs.
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"results.md", "results.csv", "results.html", "ttest.csv", "best_config.json"} <= artifacts
+    assert {"results.md", "results.csv", "results.html", "ttest.csv", "best_config.json", "results_table.json",
+            "figures"} <= artifacts
+    # The figures as PNGs on the parent: the table's bars and differences and the confirm runs' learning curves
+    # (the resumed run's report), the search's history (the interrupted run's, after its search stage).
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert {f"figures/{name}.png" for name in ("results_bars", "results_forest", "learning_curves",
+                                               "search_optimization_history")} <= figures, figures
+    sweep_dir = next((tmp_path / "sweeps" / "baseline_xnli").glob("*/sweep.json")).parent
+    assert (sweep_dir / "results" / "figures" / "results_bars.png").is_file()
     local = Path(client.download_artifacts(parent.info.run_id, "results.csv", str(tmp_path)))
     table = pd.read_csv(local)
     for arm in ("baseline", "baseline_tuned"):
