@@ -17,8 +17,6 @@ the secondary tables (CKA, seen / unseen, generalized XNLI); each sweep's own re
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +24,8 @@ from typing import NoReturn, Sequence
 
 from orchestrator.cli import fail
 from orchestrator.compare_rows import Comparison, build_comparison
+from orchestrator.figures import forest, language_bars
+from orchestrator.figures_report import publish_figures
 from orchestrator.compare_sweeps import (CompareRefused, SweepRecord, check_comparable, latest_finished_sweep,
                                          load_sweep, shared_options)
 from orchestrator.report import render_text, write_reports
@@ -36,7 +36,6 @@ from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_track
 from trainables.tasks import get_task
 
 COMPARE_STAGE = "compare"
-FIGURES_MODULE = "orchestrator.figures"  # the figures of a table; optional (a sibling branch writes it)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,32 +104,15 @@ def compare_tags(comparison: Comparison) -> dict[str, str]:
 
 
 def compare_figures(summary: Summary, results, out_dir: Path, tracker: SweepTracker, *, title: str = "",
-                    metric_label: str = "accuracy", figures=None) -> list[str]:
-    """The comparison's figures, logged on its run as ``figures/<name>.png``; the artifact paths logged.
-
-    ``figures`` is a module with ``language_bars(summary, results, title=, metric_label=)`` and
-    ``forest(summary, title=, metric_label=)``, each returning a matplotlib Figure; by default
-    ``orchestrator.figures`` when it is installed, else there are no figures (the table stands alone).
-    ``out_dir`` is the report's folder: the figures are written beside it under ``figures/`` too.
-    """
-    if figures is None:
-        if importlib.util.find_spec(FIGURES_MODULE) is None:
-            return []
-        figures = importlib.import_module(FIGURES_MODULE)
-    import matplotlib.pyplot as plt
-
-    drawn = {"language_bars": figures.language_bars(summary, results, title=title, metric_label=metric_label),
-             "forest": figures.forest(summary, title=title, metric_label=metric_label)}
-    logged = []
-    folder = Path(out_dir) / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, fig in drawn.items():
-        artifact = f"figures/{name}.png"
-        fig.savefig(folder / f"{name}.png")
-        tracker.client.log_figure(tracker.parent_run_id, fig, artifact)
-        plt.close(fig)
-        logged.append(artifact)
-    return logged
+                    metric_label: str = "accuracy") -> list[Path]:
+    """The comparison's bars and forest plot (``orchestrator.figures``), written under ``out_dir/figures/`` and
+    logged on its run as ``figures/<name>.png`` the way a sweep's are (``publish_figures``); the PNGs."""
+    drawers = {
+        "compare_bars": lambda: language_bars(summary, results, title=title, metric_label=f"test {metric_label}"),
+        "compare_forest": lambda: forest(summary, title=f"{title}: difference to {summary.baseline_arm}",
+                                         metric_label=f"test {metric_label}"),
+    }
+    return publish_figures(tracker, out_dir, drawers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

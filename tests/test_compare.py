@@ -254,33 +254,15 @@ def test_an_experiment_without_sweeps_is_refused(store, capsys):
 
 
 def test_compare_figures_are_logged_on_the_compare_run(store, tmp_path):
-    """With a figures module (here two real matplotlib plots of the summary), each figure is a PNG artifact."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    def language_bars(summary, results, *, title, metric_label):
-        fig, ax = plt.subplots()
-        means = results.groupby("arm")["value"].mean()
-        ax.bar(list(means.index), list(means.values))
-        ax.set_title(title)
-        return fig
-
-    def forest(summary, *, title, metric_label):
-        fig, ax = plt.subplots()
-        ax.plot([summary.cell(arm, AVG).mean for arm in summary.arms])
-        return fig
-
-    figures = types.SimpleNamespace(language_bars=language_bars, forest=forest)
+    """The comparison's bars and forest plot are PNGs beside its report and artifacts of its run."""
     tracker = SweepTracker(store.uri, "compare_xnli")
     run_id = tracker.open_parent(None, name="compare-xnli", tags={"stage": "compare"})
-    results = pd.DataFrame([{"arm": "baseline", "seed": 1, "language": "en", "value": 0.5},
-                            {"arm": "salt", "seed": 1, "language": "en", "value": 0.6}])
-    summary = summarize(results, arms=["baseline", "salt"], languages=["en"], baseline_arm="baseline")
-    logged = compare_figures(summary, results, tmp_path / "report", tracker, title="t", figures=figures)
-    assert logged == ["figures/language_bars.png", "figures/forest.png"]
+    results = pd.DataFrame([{"arm": arm, "seed": seed, "language": lang, "value": value + 0.01 * seed}
+                            for arm, value in (("baseline", 0.5), ("salt", 0.6)) for seed in (1, 2, 3)
+                            for lang in ("en", "de")])
+    summary = summarize(results, arms=["baseline", "salt"], languages=["en", "de"], baseline_arm="baseline")
+    written = compare_figures(summary, results, tmp_path / "report", tracker, title="xnli: methods compared")
+    assert [p.name for p in written] == ["compare_bars.png", "compare_forest.png"]
     artifacts = {a.path for a in MlflowClient(store.uri).list_artifacts(run_id, "figures")}
-    assert artifacts == set(logged)
-    assert (tmp_path / "report" / "figures" / "forest.png").read_bytes()[:4] == b"\x89PNG"
+    assert artifacts == {"figures/compare_bars.png", "figures/compare_forest.png"}
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
