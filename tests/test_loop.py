@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -107,10 +108,12 @@ def test_a_resumed_run_is_the_run_that_was_interrupted(smoke_train_config, tmp_p
     assert resumed["resumed_from_step"] == 40 and reference["resumed_from_step"] == 0
     assert {k: v for k, v in resumed.items() if k not in wall_clock} == \
         {k: v for k, v in reference.items() if k not in wall_clock}
-    # The curve after the checkpoint is the same, step by step, loss by loss.
+    # The curve after the checkpoint is the same, step by step, loss by loss (throughput and ETA are wall-clock).
     after = [r for r in reference_reports if 40 < r["step"] and "test_acc_avg" not in r]
     assert [r["step"] for r in after] == [50, 60, 70, 76]
-    assert resumed_reports[:-1] == after
+    pace = {"train_samples_per_second", "eta_seconds"}
+    assert [{k: v for k, v in r.items() if k not in pace} for r in resumed_reports[:-1]] == \
+        [{k: v for k, v in r.items() if k not in pace} for r in after]
 
 
 def test_a_finished_run_returns_its_outcome_without_training_again(smoke_train_config, tmp_path):
@@ -165,3 +168,56 @@ def test_the_pause_fault_holds_once_after_its_step(smoke_train_config, tmp_path,
     monkeypatch.setenv(faults.PAUSE, "10")
     with pytest.raises(ValueError, match="expected <step>:<seconds>"):
         faults.pause_after_step()
+
+
+def _counting_clock():
+    """A clock that reads 0, 1, 2, ... : each reading of the pace's clock is one second."""
+    ticks = iter(range(10**6))
+    return lambda: float(next(ticks))
+
+
+def _test_rows_per_selection_row(cfg) -> float:
+    """By hand: every language's test rows over English dev's (the smoke data's sizes)."""
+    from trainables.data import load_tokenized
+
+    data = load_tokenized(cfg.tokenized_path)
+    return sum(len(data[f"test_{lang}"]) for lang in XNLI.languages) / len(data["validation_en"])
+
+
+def test_each_evaluation_reports_steps_throughput_and_eta(smoke_train_config, monkeypatch):
+    """The progress keys of the console's line. With a clock that ticks one second per reading (the pace reads
+    it at its start, around each evaluation and at each report), the ETA is hand-computable: at step 25 of 76
+    the attempt took 3 s for 25 steps, so 51 steps are 6.12 s, plus the test pass: one evaluation's second
+    times the test rows per selection row."""
+    import trainables.loop
+    from trainables.training.pace import Pace
+
+    monkeypatch.setattr(trainables.loop, "Pace", functools.partial(Pace, clock=_counting_clock()))
+    final, reports = run(smoke_train_config)
+    curve = reports[:-1]
+    test_pass = _test_rows_per_selection_row(smoke_train_config)
+    assert test_pass > 1  # 15 test sets against English dev
+    assert [r["total_steps"] for r in curve] == [76] * 4
+    assert [r["eta_seconds"] for r in curve] == pytest.approx(
+        [51 * 3 / 25 + test_pass, 26 * 6 / 50 + test_pass, 1 * 9 / 75 + test_pass, test_pass])
+    # Samples over training seconds: the last evaluation has seen all 2 x 1200 samples, as the final report has.
+    assert all(r["train_samples_per_second"] > 0 for r in curve)
+    assert curve[-1]["train_samples_per_second"] == pytest.approx(final["train_samples_per_second"], rel=1e-2)
+    assert "total_steps" not in final and "eta_seconds" not in final
+
+
+def test_a_resumed_run_paces_its_eta_on_its_own_steps(smoke_train_config, tmp_path, monkeypatch):
+    """Resumed at step 40 (batches of 16, two accumulated per step: still 76 steps), the attempt's pace counts
+    the steps since 40: at step 50, 3 s for 10 steps, so 26 steps left are 7.8 s."""
+    import trainables.loop
+    from trainables.training.pace import Pace
+
+    cfg = smoke_train_config.replace(per_device_batch_size=16, grad_accum_steps=2, eval_every_steps=10,
+                                     checkpoint_every_s=0.0)
+    with pytest.raises(Killed):
+        _run_in(tmp_path / "killed", cfg, kill_after_step=40)
+    monkeypatch.setattr(trainables.loop, "Pace", functools.partial(Pace, clock=_counting_clock()))
+    _, reports = _run_in(tmp_path / "killed", cfg)
+    test_pass = _test_rows_per_selection_row(cfg)
+    assert [(r["step"], r["total_steps"]) for r in reports[:-1]] == [(50, 76), (60, 76), (70, 76), (76, 76)]
+    assert reports[0]["eta_seconds"] == pytest.approx(26 * 3 / 10 + test_pass)
