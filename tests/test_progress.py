@@ -179,6 +179,7 @@ def test_the_printer_keeps_its_lines_and_adds_progress(capsys):
     a.last_result = {"step": 76, "dev_acc": 0.74012, "test_acc_avg": 0.61, "test_acc_avg_en": 0.62}
     printer.on_trial_result(0, trials, a, a.last_result)  # the final report: the done line shows it
     printer.on_trial_complete(0, trials, a)
+    a.status = "TERMINATED"  # Tune sets it after the callbacks
     clock.now = 120.0
     b.status = "ERROR"
     printer.on_trial_error(0, trials, b)
