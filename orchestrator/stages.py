@@ -218,11 +218,20 @@ class ProgressPrinter(tune.Callback):
     its evaluations (at most one per ``PROGRESS_EVERY_S``) and the stage's line at each trial's end
     (``orchestrator.progress`` makes the lines). ``expected``: the stage's whole count of trials."""
 
-    def __init__(self, stage: str, resolver: TrialResolver, objective: str, *, expected: int):
+    def __init__(self, stage: str, resolver: TrialResolver, objective: str, *, expected: int | None):
         self.stage, self.resolver, self.objective, self.expected = stage, resolver, objective, expected
         self.clock = StageClock()
         self.throttle = Throttle()
         self._labels: dict[str, str] = {}
+
+    def __setstate__(self, state: dict) -> None:
+        """A restored stage's printer is the one pickled with its Tuner; one pickled before the progress lines
+        existed (a sweep resumed across that upgrade) gets its parts here, and no stage line: its count is unknown."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("expected", None)
+        for name, make in (("clock", StageClock), ("throttle", Throttle), ("_labels", dict)):
+            if name not in self.__dict__:
+                setattr(self, name, make())
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.clock.start(trial.trial_id)
@@ -254,6 +263,8 @@ class ProgressPrinter(tune.Callback):
         self._stage_line(trials, trial)
 
     def _stage_line(self, trials, ended) -> None:
+        if self.expected is None:
+            return
         counts = stage_counts(trials, expected=self.expected, ended=ended.trial_id)
         eta = stage_eta(counts.left, durations=self.clock.durations, running_elapsed=self.clock.running_elapsed(),
                         concurrency=self.clock.concurrency())

@@ -196,3 +196,18 @@ def test_the_printer_keeps_its_lines_and_adds_progress(capsys):
         # 220 trial-seconds in 120 s: 1.83 at once; 2 mean trials over that: 109 s.
         "[search] 2 of 4 trials done (1 failed), 0 running, 2 left, ETA 2 min",
     ]
+
+
+def test_a_printer_pickled_before_the_progress_lines_still_prints(capsys):
+    """Tune restores a stage's callbacks from its pickled Tuner: one from before this change lacks the new parts."""
+    import pickle
+
+    old = ProgressPrinter.__new__(ProgressPrinter)
+    old.__dict__.update({"stage": "search", "resolver": None, "objective": "dev_acc", "_started": {}})
+    printer = pickle.loads(pickle.dumps(old))
+    trial = FakeTrial("a", "RUNNING", last_result={"dev_acc": 0.5})
+    printer.on_trial_start(0, [trial], trial)
+    printer.on_trial_result(0, [trial], trial, {**RUNNING, "step": 10})
+    printer.on_trial_complete(0, [trial], trial)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" trial a")[0] for line in lines] == ["[search] start", "[search]", "[search] done "]
