@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.plan import TrialResolver
+from orchestrator.progress import StageClock, Throttle, stage_counts, stage_eta, stage_line, trial_line
 from orchestrator.reuse import find_twins, record_reused_runs
 from orchestrator.seed_group import SEARCH_SEEDS
 from orchestrator.tracking import AT_CHANCE, AT_CHANCE_WARNING, NestedRunCallback, SweepTracker
@@ -91,7 +91,7 @@ def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: i
             tune_config=tune.TuneConfig(metric=ctx.objective, mode="max", search_alg=searcher, scheduler=scheduler,
                                         num_samples=num_samples, max_concurrent_trials=ctx.max_concurrent,
                                         reuse_actors=REUSE_TRIAL_DRIVERS),
-            run_config=_run_config(ctx, ctx.stage),
+            run_config=_run_config(ctx, ctx.stage, expected=num_samples),
         )
     grid = _fit(tuner, expected=num_samples)
     best = grid.get_best_result(metric=ctx.objective, mode="max", filter_nan_and_inf=True)
@@ -136,7 +136,7 @@ def _run_confirm_pairs(ctx: StageContext, pairs: list[tuple[str, int]], *, name:
             param_space={"pair": tune.grid_search([{"arm": arm, "seed": seed} for arm, seed in pairs])},
             tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=ctx.max_concurrent,
                                         reuse_actors=REUSE_TRIAL_DRIVERS),
-            run_config=_run_config(ctx, "confirm", name=name),
+            run_config=_run_config(ctx, "confirm", name=name, expected=len(pairs)),
         )
     _fit(tuner, expected=len(pairs))
 
@@ -165,13 +165,13 @@ class ResumableOptunaSearch(OptunaSearch):
         return any(t.number == trial.number for t in ended)
 
 
-def _run_config(ctx: StageContext, stage: str, *, name: str | None = None) -> tune.RunConfig:
+def _run_config(ctx: StageContext, stage: str, *, expected: int, name: str | None = None) -> tune.RunConfig:
     return tune.RunConfig(
         name=name or stage,
         storage_path=str(ctx.sweep_dir),
         callbacks=[NestedRunCallback(ctx.tracker.uri, ctx.tracker.experiment_id, ctx.tracker.parent_run_id,
                                      stage, ctx.resolver, ctx.launch.storage_path),
-                   ProgressPrinter(stage, ctx.resolver, ctx.objective)],
+                   ProgressPrinter(stage, ctx.resolver, ctx.objective, expected=expected)],
         # A trial driver that died is started again (its training goes on from its last checkpoint).
         failure_config=tune.FailureConfig(max_failures=TRIAL_DRIVER_RETRIES),
         verbose=0,
@@ -223,38 +223,71 @@ def _paper_point(resolver: TrialResolver, space: dict[str, Dimension]) -> list[d
 
 
 class ProgressPrinter(tune.Callback):
-    """One line per trial start and end: what ran, what it scored, how long it took."""
+    """One line per trial start and end (what ran, what it scored, how long it took), a running trial's line at
+    its evaluations (at most one per ``PROGRESS_EVERY_S``) and the stage's line at each trial's end
+    (``orchestrator.progress`` makes the lines). ``expected``: the stage's whole count of trials."""
 
-    def __init__(self, stage: str, resolver: TrialResolver, objective: str):
-        self.stage, self.resolver, self.objective = stage, resolver, objective
-        self._started: dict[str, float] = {}
+    def __init__(self, stage: str, resolver: TrialResolver, objective: str, *, expected: int | None):
+        self.stage, self.resolver, self.objective, self.expected = stage, resolver, objective, expected
+        self.clock = StageClock()
+        self.throttle = Throttle()
+        self._labels: dict[str, str] = {}
+
+    def __setstate__(self, state: dict) -> None:
+        """A restored stage's printer is the one pickled with its Tuner; one pickled before the progress lines
+        existed (a sweep resumed across that upgrade) gets its parts here, and no stage line: its count is unknown."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("expected", None)
+        for name, make in (("clock", StageClock), ("throttle", Throttle), ("_labels", dict)):
+            if name not in self.__dict__:
+                setattr(self, name, make())
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._started[trial.trial_id] = time.monotonic()
+        self.clock.start(trial.trial_id)
         print(f"[{self.stage}] start {self._label(trial)}", flush=True)
 
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        line = trial_line(self._label(trial, short=True), result, self.objective)
+        if line is not None and self.throttle.due(trial.trial_id):
+            print(f"[{self.stage}] {line}", flush=True)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
+        took = self.clock.end(trial.trial_id, completed=True)
         result = trial.last_result or {}
         scores = [f"{self.objective} {result.get(self.objective, float('nan')):.4f}"]
         if f"{self.objective}_std" in result:  # a trial over several seeds: their mean ± std
             scores[0] += f" ± {result[f'{self.objective}_std']:.4f} over {result.get(SEARCH_SEEDS)} seeds"
         scores += [f"{k} {v:.4f}" for k, v in result.items() if k.startswith("test_") and k.endswith(("_avg", "_avg_en"))]
-        print(f"[{self.stage}] done  {self._label(trial)}: {', '.join(scores)} ({self._elapsed(trial)})", flush=True)
+        print(f"[{self.stage}] done  {self._label(trial)}: {', '.join(scores)} ({took:.0f} s)", flush=True)
         if result.get(AT_CHANCE) == 1.0:
             print(f"[{self.stage}] WARNING {self._label(trial)}: {AT_CHANCE_WARNING} ({self.objective} "
                   f"{result.get(self.objective, float('nan')):.4f}, chance {result.get('selection_chance', float('nan')):.4f})",
                   flush=True)
+        self._stage_line(trials, trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        print(f"[{self.stage}] FAILED {self._label(trial)} ({self._elapsed(trial)}); "
+        took = self.clock.end(trial.trial_id, completed=False)
+        print(f"[{self.stage}] FAILED {self._label(trial)} ({took:.0f} s); "
               f"error file: {getattr(trial, 'error_file', None) or 'see MLflow'}", flush=True)
+        self._stage_line(trials, trial)
 
-    def _label(self, trial) -> str:
-        if self.stage == "confirm":
+    def _stage_line(self, trials, ended) -> None:
+        if self.expected is None:
+            return
+        counts = stage_counts(trials, expected=self.expected, ended=ended.trial_id)
+        eta = stage_eta(counts.left, durations=self.clock.durations, running_elapsed=self.clock.running_elapsed(),
+                        concurrency=self.clock.concurrency())
+        print(f"[{self.stage}] {stage_line(counts, eta)}", flush=True)
+
+    def _label(self, trial, *, short: bool = False) -> str:
+        """``salt seed 3`` (confirm), ``trial 1a2b (learning_rate=2e-05, ...)`` (a search; ``short``: its id only,
+        for the evaluation lines the start line already introduced)."""
+        if self.stage != "confirm":
+            if short:
+                return f"trial {trial.trial_id}"
+            knobs = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.config.items())
+            return f"trial {trial.trial_id} ({knobs})"
+        if trial.trial_id not in self._labels:  # resolved once: a confirm trial reports at every evaluation
             _cfg, arm, seed = self.resolver.resolve(trial.config)
-            return f"{arm} seed {seed}"
-        knobs = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.config.items())
-        return f"trial {trial.trial_id} ({knobs})"
-
-    def _elapsed(self, trial) -> str:
-        return f"{time.monotonic() - self._started.get(trial.trial_id, time.monotonic()):.0f} s"
+            self._labels[trial.trial_id] = f"{arm} seed {seed}"
+        return self._labels[trial.trial_id]

@@ -30,6 +30,7 @@ from orchestrator.plan import TrialResolver
 from orchestrator.seed_group import PER_SEED
 from orchestrator.trial import predictions_path
 from trainables import generalized
+from trainables.training.pace import PROGRESS_ONLY
 from trainables.worker import TRAIN_NODE
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -38,9 +39,11 @@ AT_CHANCE = "selection_at_chance"
 score (``selection_chance``), so the checkpoint it kept is arbitrary. Flagged as a tag and in the console."""
 AT_CHANCE_WARNING = "selection metric at chance: the kept checkpoint is arbitrary"
 PREDICTIONS_ARTIFACT_DIR = "predictions"  # a confirm run's test predictions: predictions/predictions.parquet
-# Keys of a Tune result that are bookkeeping, not metrics of the run.
-_NOT_METRICS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint", "step",
-                                        "checkpoint_path", "experiment_id", "date", "hostname", "node_ip", "pid"}
+# Keys of a Tune result that are bookkeeping, not metrics of the run; the loop's progress keys (total_steps,
+# eta_seconds) are for the console alone.
+_NOT_METRICS = set(AUTO_RESULT_KEYS) | set(PROGRESS_ONLY) | {
+    "done", "trial_id", "experiment_tag", "should_checkpoint", "step", "checkpoint_path", "experiment_id", "date",
+    "hostname", "node_ip", "pid"}
 
 
 class TrackingUnavailable(Exception):

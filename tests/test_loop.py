@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
 
+import trainables.loop
 from trainables import faults
 from trainables.checkpoints import FolderStore, read_outcome
 from trainables.loop import STATE_FILE, TrainingDiverged, train_and_evaluate
 from trainables.tasks import get_task
+from trainables.training.pace import Pace
 
 XNLI = get_task("xnli")
 
@@ -18,6 +21,20 @@ def run(cfg):
     reports: list[dict] = []
     final = train_and_evaluate(cfg, report=reports.append)
     return final, reports
+
+
+def _counting_clock():
+    """A clock that reads 0, 1, 2, ... : each reading of the pace's clock is one second."""
+    ticks = iter(range(10**6))
+    return lambda: float(next(ticks))
+
+
+def _test_rows_per_selection_row(cfg) -> float:
+    """By hand: every language's test rows over English dev's (the smoke data's sizes)."""
+    from trainables.data import load_tokenized
+
+    data = load_tokenized(cfg.tokenized_path)
+    return sum(len(data[f"test_{lang}"]) for lang in XNLI.languages) / len(data["validation_en"])
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(smoke_train_config):
@@ -32,7 +49,8 @@ def test_same_seed_same_metrics_other_seed_other_metrics(smoke_train_config):
     assert other["test_acc_avg"] != first["test_acc_avg"] or other["dev_acc"] != first["dev_acc"]
 
 
-def test_reports_curves_then_final_metrics_of_the_best_checkpoint(smoke_train_config):
+def test_reports_curves_then_final_metrics_of_the_best_checkpoint(smoke_train_config, monkeypatch):
+    monkeypatch.setattr(trainables.loop, "Pace", functools.partial(Pace, clock=_counting_clock()))
     final, reports = run(smoke_train_config)
     curve, last = reports[:-1], reports[-1]
     assert last is not None and last == final
@@ -53,6 +71,18 @@ def test_reports_curves_then_final_metrics_of_the_best_checkpoint(smoke_train_co
     # The learning rate decays linearly to 0 with no warmup.
     assert curve[-1]["learning_rate"] == pytest.approx(0.0, abs=1e-12)
     assert curve[0]["learning_rate"] == pytest.approx(1e-3 * (1 - 25 / 76))
+    # The console's progress keys. The pace's clock ticks one second per reading (at its start, around each
+    # evaluation, at each report): at step 25 of 76 the attempt took 3 s for 25 steps, so 51 steps are 6.12 s,
+    # plus the test pass: one evaluation's second times the test rows per selection row.
+    test_pass = _test_rows_per_selection_row(smoke_train_config)
+    assert test_pass > 1  # 15 test sets against English dev
+    assert [r["total_steps"] for r in curve] == [76] * 4
+    assert [r["eta_seconds"] for r in curve] == pytest.approx(
+        [51 * 3 / 25 + test_pass, 26 * 6 / 50 + test_pass, 1 * 9 / 75 + test_pass, test_pass])
+    # Samples over training seconds: the last evaluation has seen all 2 x 1200 samples, as the final report has.
+    assert all(r["train_samples_per_second"] > 0 for r in curve)
+    assert curve[-1]["train_samples_per_second"] == pytest.approx(final["train_samples_per_second"], rel=1e-2)
+    assert "total_steps" not in final and "eta_seconds" not in final
 
 
 def test_multilingual_dev_selection_averages_every_language(smoke_train_config):
@@ -93,24 +123,30 @@ def _run_in(store_dir, cfg, *, kill_after_step: int | None = None):
     return final, reports
 
 
-def test_a_resumed_run_is_the_run_that_was_interrupted(smoke_train_config, tmp_path):
+def test_a_resumed_run_is_the_run_that_was_interrupted(smoke_train_config, tmp_path, monkeypatch):
     """Killed right after its checkpoint at step 40 (two batches into epoch 2, whose order follows from epoch 1's
-    generator), the run goes on from there and ends exactly where the uninterrupted run ends."""
+    generator), the run goes on from there and ends exactly where the uninterrupted run ends. Its ETA is paced on
+    the steps since 40: at step 50, 3 s (clock readings) for 10 steps, so the 26 steps left are 7.8 s."""
     cfg = smoke_train_config.replace(per_device_batch_size=16, grad_accum_steps=2, eval_every_steps=10,
                                      checkpoint_every_s=0.0)
     reference, reference_reports = _run_in(tmp_path / "whole", cfg)
     with pytest.raises(Killed):
         _run_in(tmp_path / "killed", cfg, kill_after_step=40)
+    monkeypatch.setattr(trainables.loop, "Pace", functools.partial(Pace, clock=_counting_clock()))
     resumed, resumed_reports = _run_in(tmp_path / "killed", cfg)
 
     wall_clock = {"train_samples_per_second", "resumed_from_step"}
     assert resumed["resumed_from_step"] == 40 and reference["resumed_from_step"] == 0
     assert {k: v for k, v in resumed.items() if k not in wall_clock} == \
         {k: v for k, v in reference.items() if k not in wall_clock}
-    # The curve after the checkpoint is the same, step by step, loss by loss.
+    # The curve after the checkpoint is the same, step by step, loss by loss (throughput and ETA are wall-clock).
     after = [r for r in reference_reports if 40 < r["step"] and "test_acc_avg" not in r]
     assert [r["step"] for r in after] == [50, 60, 70, 76]
-    assert resumed_reports[:-1] == after
+    pace = {"train_samples_per_second", "eta_seconds"}
+    assert [{k: v for k, v in r.items() if k not in pace} for r in resumed_reports[:-1]] == \
+        [{k: v for k, v in r.items() if k not in pace} for r in after]
+    assert [r["total_steps"] for r in resumed_reports[:-1]] == [76] * 4  # batches of 16, two per step
+    assert resumed_reports[0]["eta_seconds"] == pytest.approx(26 * 3 / 10 + _test_rows_per_selection_row(cfg))
 
 
 def test_a_finished_run_returns_its_outcome_without_training_again(smoke_train_config, tmp_path):
@@ -165,3 +201,4 @@ def test_the_pause_fault_holds_once_after_its_step(smoke_train_config, tmp_path,
     monkeypatch.setenv(faults.PAUSE, "10")
     with pytest.raises(ValueError, match="expected <step>:<seconds>"):
         faults.pause_after_step()
+

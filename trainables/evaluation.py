@@ -58,7 +58,7 @@ class Evaluator:
         """The selection metric on English dev (``en-dev``) or averaged over every language's dev set; the
         task's extra metrics of the same splits go to ``dev_extras`` (``dev_<m>_<lang>`` and ``dev_<m>``,
         averaged like the selection metric)."""
-        languages = [self.task.source_language] if self.cfg.select_on == "en-dev" else self.languages
+        languages = self.selection_languages()
         scores, extras = [], {}
         for lang in languages:
             score, split_extras, _ = self._score(split_key(self.task.dev_split, lang), collect=False)
@@ -69,6 +69,17 @@ class Evaluator:
         self.dev_extras = extras
         return float(np.mean(scores))
 
+    def selection_languages(self) -> list[str]:
+        """The languages whose dev sets the selection metric averages: English (``en-dev``) or all."""
+        return [self.task.source_language] if self.cfg.select_on == "en-dev" else self.languages
+
+    def test_rows_per_selection_row(self) -> float:
+        """Rows the final test pass scores per row of one selection evaluation: how many evaluations' time
+        the test takes (the trial's ETA, ``trainables.training.pace``)."""
+        selection = sum(len(self.data[split_key(self.task.dev_split, lang)]) for lang in self.selection_languages())
+        test = sum(len(self.data[split_key(self.task.test_split, lang)]) for lang in self.languages)
+        return test / max(selection, 1)
+
     def chance_level(self) -> float:
         """The selection metric of a constant prediction: the share of the most frequent gold label in the
         selection split (the mean over languages for multilingual-dev); 0.0 for entity F1, which
@@ -76,7 +87,7 @@ class Evaluator:
         checkpoint chosen by noise (issue 21)."""
         if self.task.kind == "token":
             return 0.0
-        languages = [self.task.source_language] if self.cfg.select_on == "en-dev" else self.languages
+        languages = self.selection_languages()
         shares = []
         for lang in languages:
             labels = np.asarray(self.data[split_key(self.task.dev_split, lang)]["labels"])

@@ -42,6 +42,7 @@ from trainables.training.data_order import set_epoch, train_loader
 from trainables.training.distributed import DistContext, local_context, unwrap
 from trainables.training.divergence import RunningLoss, TrainingDiverged, ensure_finite
 from trainables.training.optim import adamw, linear_schedule, optimizer_step
+from trainables.training.pace import SAMPLES_PER_SECOND, Pace, samples_per_second
 from trainables.training.precision import autocast_factory
 from trainables.training.resume import STATE_FILE, RunState, cpu_copy, read_state
 from trainables.training.seeding import reseed, seed_everything
@@ -98,6 +99,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
 
     autocast = autocast_factory(cfg.bf16, ctx.device)
     losses = RunningLoss(ctx.device)  # the micro-batch losses since the last evaluation
+    pace = Pace(total_steps, first_step=run.step, test_rows_per_selection_row=evaluator.test_rows_per_selection_row())
     started = time.perf_counter()
     last: dict = {"step": run.step, f"dev_{metric}": run.best_value, **run.best_extras}
     model.train()
@@ -128,7 +130,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
                                                where=f"at step {run.step}", learning_rate=cfg.learning_rate)
                     losses.reset()
                     run.train_seconds += time.perf_counter() - started
-                    value = evaluator.selection_score()
+                    value = pace.timed_evaluation(evaluator.selection_score)
                     if value > run.best_value:
                         run.best_value, run.best_step = value, run.step
                         run.best_model = cpu_copy(unwrap(model).state_dict())
@@ -144,6 +146,8 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
                         f"dev_{metric}": run.best_value,
                         **{f"eval_dev_{name}": evaluator.dev_extras[f"dev_{name}"] for name in task.extra_metrics},
                         **run.best_extras,
+                        # total_steps, train_samples_per_second, eta_seconds: the sweep console's progress line
+                        **pace.report(run.step, samples=run.samples * ctx.world_size, train_seconds=run.train_seconds),
                     }
                     write = None
                     if ctx.rank == 0 and time.monotonic() - checkpoint_clock >= cfg.checkpoint_every_s:
@@ -168,7 +172,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
     if run.best_model is not None:
         unwrap(model).load_state_dict(run.best_model)
     final = {"step": run.step, "best_step": run.best_step, f"dev_{metric}": run.best_value, **run.best_extras,
-             "train_samples_per_second": run.samples * ctx.world_size / max(run.train_seconds, 1e-9),
+             SAMPLES_PER_SECOND: samples_per_second(run.samples * ctx.world_size, run.train_seconds),
              "resumed_from_step": run.resumed_from}
     examples: dict[str, ExamplePredictions] | None = {} if cfg.predictions_path else None
     final.update(evaluator.test_scores(examples))

@@ -1,0 +1,76 @@
+"""How fast a run goes and when it will end: what the loop adds to each evaluation's report, so that the
+sweep's console (``orchestrator.progress``) can say "step 1200/9375 (13 %), 85.3 samples/s, ETA 27 min"
+while a trial trains for an hour instead of staying silent until it ends.
+
+Two questions, two clocks:
+
+* throughput, ``train_samples_per_second``: training samples (every micro-batch of every worker, so
+  gradient accumulation and DDP are counted) over training seconds only (``RunState.train_seconds``
+  leaves out evaluations and checkpoint writes), over every attempt of the run. It measures the model on
+  its hardware, and it is the same key the run's final report carries for the whole run, so MLflow keeps
+  one curve of it;
+* the ETA, ``eta_seconds``: wall-clock seconds per optimizer step of this attempt (training, evaluations,
+  checkpoint writes: all that a step costs) times the steps left, plus the final test pass, estimated as
+  one selection evaluation's mean duration times how many test rows there are per selection row. The
+  attempt's clock starts when its model and data are ready, so a worker's start-up is not spread over its
+  steps. Not in it: the passes a run makes after its test when asked (SALT's generalized XNLI pairs,
+  X-Mixup's CKA).
+
+``total_steps`` and ``eta_seconds`` are for the console only (``PROGRESS_ONLY``), not metrics of a run:
+the MLflow callback leaves them out.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, TypeVar
+
+TOTAL_STEPS = "total_steps"
+SAMPLES_PER_SECOND = "train_samples_per_second"
+ETA_SECONDS = "eta_seconds"
+PROGRESS_ONLY = frozenset({TOTAL_STEPS, ETA_SECONDS})
+"""Report keys that say where a run is, not how it does: the console reads them, MLflow does not log them."""
+
+T = TypeVar("T")
+
+
+def samples_per_second(samples: int, seconds: float) -> float:
+    """Training samples (all workers') per training second; 0.0 before any training time was measured."""
+    return samples / seconds if seconds > 0 else 0.0
+
+
+def remaining_seconds(step: int, total_steps: int, *, first_step: int, elapsed: float,
+                      final_pass: float) -> float:
+    """Seconds until the run ends: the steps left at this attempt's pace (``elapsed`` wall seconds for the
+    steps since ``first_step``, where the attempt started) plus the final pass's estimate."""
+    done = step - first_step
+    per_step = elapsed / done if done > 0 else 0.0
+    return max(total_steps - step, 0) * per_step + final_pass
+
+
+class Pace:
+    """One attempt of a run: its wall clock, its evaluations' durations, and the progress keys of a report."""
+
+    def __init__(self, total_steps: int, *, first_step: int, test_rows_per_selection_row: float,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.total_steps, self.first_step = total_steps, first_step
+        self.test_share = test_rows_per_selection_row
+        self.clock = clock
+        self.started = clock()
+        self.eval_seconds, self.evaluations = 0.0, 0
+
+    def timed_evaluation(self, evaluate: Callable[[], T]) -> T:
+        """``evaluate()``, its duration kept for the final test pass's estimate."""
+        began = self.clock()
+        value = evaluate()
+        self.eval_seconds += self.clock() - began
+        self.evaluations += 1
+        return value
+
+    def report(self, step: int, *, samples: int, train_seconds: float) -> dict[str, float]:
+        """The keys an evaluation's report adds: the run's step count, throughput so far and ETA."""
+        final_pass = self.test_share * self.eval_seconds / max(self.evaluations, 1)
+        return {TOTAL_STEPS: self.total_steps,
+                SAMPLES_PER_SECOND: samples_per_second(samples, train_seconds),
+                ETA_SECONDS: remaining_seconds(step, self.total_steps, first_step=self.first_step,
+                                               elapsed=self.clock() - self.started, final_pass=final_pass)}
