@@ -102,8 +102,10 @@ def language_bars(summary: Summary, results: pd.DataFrame, *, title: str, metric
         ax.set_axisbelow(True)
         _shade_averages(ax, row_columns)
     if math.isfinite(lowest):
-        span = max(highest - lowest, 1e-9)
-        axes[0].set_ylim(max(0.0, lowest - 0.15 * span), highest + 0.12 * span)
+        # A bar's length is its value, so the axis starts at zero (or below, for negative values); the forest
+        # plot is where small differences between arms are read.
+        span = max(highest - min(lowest, 0.0), 1e-9)
+        axes[0].set_ylim(min(0.0, lowest - 0.05 * span), highest + 0.12 * span)
     axes[-1].set_xlabel("language (table order), then the averages: avg = targets only, "
                         f"avg+{summary.source_language} = all languages")
     figure.suptitle(title)

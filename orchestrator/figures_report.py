@@ -98,7 +98,7 @@ def publish_figures(tracker: "SweepTracker", out_dir: Path, drawers: dict[str, C
                 raise FigureSkipped("nothing to compare (no baseline, or no other arm)")
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{name}.png"
-            figure.savefig(path, dpi=DPI)
+            figure.savefig(path, dpi=DPI, bbox_inches="tight")  # tick labels past the axes stay in
             tracker.log_figure(path, FIGURES_DIR)
             written.append(path)
         except FigureSkipped as reason:
