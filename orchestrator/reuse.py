@@ -19,6 +19,7 @@ from pathlib import Path
 from mlflow.entities import Metric, Param
 
 from orchestrator.plan import TrialResolver
+from orchestrator.predictions import quiet_downloads
 from orchestrator.tracking import SweepTracker
 
 REUSED_FROM = "reused_from"
@@ -88,7 +89,7 @@ def copy_run(tracker: SweepTracker, source, *, arm: str) -> str:
                for m in client.get_metric_history(source.info.run_id, key)]
     for i in range(0, len(history), 1000):
         client.log_batch(run_id, metrics=history[i:i + 1000])
-    with tempfile.TemporaryDirectory(prefix="reused-run-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="reused-run-") as scratch, quiet_downloads():  # no bar per copy
         for item in client.list_artifacts(source.info.run_id):
             local = Path(client.download_artifacts(source.info.run_id, item.path, scratch))
             if item.is_dir:
