@@ -31,6 +31,8 @@ PANEL_WIDTH = 16.0
 """Inches of one row of bar groups; more columns wrap onto further rows (PAN-X has 40 languages)."""
 BAR_GROUP = 0.8
 """Width of a column's group of bars (1 = touching the next group)."""
+SCORE_RANGE = (0.0, 1.0)
+"""Every score drawn as bars (accuracy, F1, macro-F1, CKA) is a fraction: the axis and the intervals stay in it."""
 
 
 def seed_values(summary: Summary, results: pd.DataFrame) -> dict[str, pd.Series]:
@@ -61,7 +63,8 @@ def language_bars(summary: Summary, results: pd.DataFrame, *, title: str, metric
     figure = new_figure(max(8.0, min(PANEL_WIDTH, 1.5 + per_row * group)), 1.6 + 3.4 * len(rows))
     axes = figure.subplots(len(rows), 1, squeeze=False, sharey=True)[:, 0]
     scale = value_format.scale
-    lowest, highest = math.inf, -math.inf
+    ceiling = SCORE_RANGE[1] * scale
+    cut = False  # some interval runs past the score's range: the legend says its whisker is cut there
     for ax, row_columns in zip(axes, rows):
         for i, arm in enumerate(arms):
             xs, heights, halves = [], [], []
@@ -79,38 +82,49 @@ def language_bars(summary: Summary, results: pd.DataFrame, *, title: str, metric
                 ax.scatter(dots, seeds.to_numpy() * scale, s=9, color="black", zorder=3, linewidths=0,
                            gid=f"seeds|{arm}|{column}")
                 top = max([cell.mean + (half if math.isfinite(half) else 0.0), *seeds.to_numpy()]) * scale
-                bottom = min([cell.mean - (half if math.isfinite(half) else 0.0), *seeds.to_numpy()]) * scale
-                lowest, highest = min(lowest, bottom), max(highest, top)
                 mark = MARKS.get(cell.direction, "")
                 if mark:
-                    ax.text(centre, top, mark, ha="center", va="bottom", fontsize=11, gid=f"mark|{arm}|{column}",
-                            color="black", fontweight="bold")
+                    ax.text(centre, min(top, ceiling), mark, ha="center", va="bottom", fontsize=11,
+                            gid=f"mark|{arm}|{column}", color="black", fontweight="bold")
                 xs.append(centre)
                 heights.append(cell.mean * scale)
                 halves.append(half * scale)
             if xs:
-                shown = [(x, h, e) for x, h, e in zip(xs, heights, halves) if math.isfinite(e)]
-                if shown:
-                    container = ax.errorbar([x for x, _, _ in shown], [h for _, h, _ in shown],
-                                            yerr=[e for _, _, e in shown], fmt="none", ecolor="0.25", elinewidth=1,
-                                            capsize=2, zorder=2)
-                    container.lines[2][0].set_gid(f"ci|{arm}")
+                cut = _intervals(ax, arm, xs, heights, halves, ceiling) or cut
         ax.set_xticks(range(len(row_columns)), [column_label(summary, c) for c in row_columns])
         ax.set_xlim(-0.6, per_row - 0.4)
         ax.set_ylabel(axis_label(metric_label, value_format))
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
         _shade_averages(ax, row_columns)
-    if math.isfinite(lowest):
-        # A bar's length is its value, so the axis starts at zero (or below, for negative values); the forest
-        # plot is where small differences between arms are read.
-        span = max(highest - min(lowest, 0.0), 1e-9)
-        axes[0].set_ylim(min(0.0, lowest - 0.05 * span), highest + 0.12 * span)
+    # A bar's length is its value, so the axis starts at zero; it ends where the score does (100 %), with room
+    # for the marks. The forest plot is where small differences between arms are read.
+    axes[0].set_ylim(0.0, ceiling * 1.1)
     axes[-1].set_xlabel("language (table order), then the averages: avg = targets only, "
                         f"avg+{summary.source_language} = all languages")
     figure.suptitle(title)
-    _bars_legend(figure, axes[0], summary)
+    _bars_legend(figure, axes[0], summary, cut=cut)
     return figure
+
+
+def _intervals(ax, arm: str, xs: list[float], heights: list[float], halves: list[float], ceiling: float) -> bool:
+    """The t intervals of one arm's bars, cut at the score's range [0, ``ceiling``] (with few seeds a t interval
+    easily runs past 100 %, which no score reaches); a cut end gets a caret. Returns whether any was cut."""
+    shown = [(x, h, e) for x, h, e in zip(xs, heights, halves) if math.isfinite(e)]
+    if not shown:
+        return False
+    low = [max(h - e, 0.0) for _, h, e in shown]
+    high = [min(h + e, ceiling) for _, h, e in shown]
+    container = ax.errorbar([x for x, _, _ in shown], [h for _, h, _ in shown],
+                            yerr=[[h - lo for (_, h, _), lo in zip(shown, low)],
+                                  [hi - h for (_, h, _), hi in zip(shown, high)]],
+                            fmt="none", ecolor="0.25", elinewidth=1, capsize=2, zorder=2)
+    container.lines[2][0].set_gid(f"ci|{arm}")
+    ends = [(x, ceiling, "^") for (x, h, e) in shown if h + e > ceiling] + \
+           [(x, 0.0, "v") for (x, h, e) in shown if h - e < 0.0]
+    for x, y, marker in ends:
+        ax.plot([x], [y], marker=marker, color="0.25", markersize=4, linestyle="none", zorder=3, gid=f"cut|{arm}")
+    return bool(ends)
 
 
 def _shade_averages(ax, row_columns: list[str]) -> None:
@@ -120,12 +134,15 @@ def _shade_averages(ax, row_columns: list[str]) -> None:
             ax.axvspan(x - 0.5, x + 0.5, color="0.93", zorder=0)
 
 
-def _bars_legend(figure: Figure, ax, summary: Summary) -> None:
+def _bars_legend(figure: Figure, ax, summary: Summary, *, cut: bool) -> None:
     handles, labels = ax.get_legend_handles_labels()
     n_seeds = len(summary.expected_seeds)
     handles += [Line2D([], [], marker="o", color="black", linestyle="none", markersize=3),
                 Line2D([], [], color="0.25", marker="_", markersize=8)]
     labels += [f"one seed ({n_seeds} expected)", f"{summary.options.confidence:.0%} t-interval of the mean"]
+    if cut:
+        handles.append(Line2D([], [], marker="^", color="0.25", linestyle="none", markersize=4))
+        labels.append("interval runs past the score's range (cut there; its ends are in the table)")
     handles, labels = _mark_entries(summary, handles, labels)
     figure.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
 

@@ -103,6 +103,10 @@ def param_importances(study: optuna.Study, *, title: str, target_label: str, sca
     params = varying_params(study)
     if not params:
         raise FigureSkipped("importances need a knob that took two values; every finished trial used the same")
+    objectives = {trial.value for trial in complete_trials(study)}
+    if len(objectives) < 2:  # fANOVA has no variance to share out (it would raise "zero total variance")
+        raise FigureSkipped(f"importances need trials with different objectives; all {finished} scored "
+                            f"{_target(scale)(complete_trials(study)[0]):g}")
     from optuna.importance import FanovaImportanceEvaluator
     from optuna.visualization.matplotlib import plot_param_importances
 

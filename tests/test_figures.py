@@ -102,6 +102,26 @@ def test_a_single_seed_has_a_bar_and_a_dot_but_no_interval():
     assert len(by_gid(figure, "seeds|salt|fr")["seeds|salt|fr"].get_offsets().data) == 1
 
 
+def test_intervals_past_the_score_range_are_cut_at_0_and_100_with_a_caret():
+    """Two seeds far apart: t(0.975, 1) = 12.71 makes de's interval 50 +- 12.71 * 0.2 / sqrt(2) * 100 =
+    50 +- 179.8 points, past both ends, and so are avg (= de) and avg+en's; en's (80 +- 12.7) stays whole. The
+    axis is the score's range."""
+    rows = [{"arm": "salt", "seed": seed, "language": lang, "value": value}
+            for lang, values in (("en", (0.79, 0.81)), ("de", (0.30, 0.70))) for seed, value in zip((1, 2), values)]
+    frame = pd.DataFrame(rows)
+    table = summarize(frame, arms=["salt"], languages=["en", "de"], baseline_arm=None, expected_seeds=[1, 2])
+    figure = language_bars(table, frame, title="toy", metric_label="test accuracy")
+    segments = by_gid(figure, "ci|salt")["ci|salt"].get_segments()
+    half_en = sps.t.ppf(0.975, 1) * np.std([79, 81], ddof=1) / math.sqrt(2)
+    assert [(seg[0][1], seg[1][1]) for seg in segments[:2]] == [pytest.approx((80 - half_en, 80 + half_en)),
+                                                                  pytest.approx((0.0, 100.0))]
+    carets = [line for line in figure.axes[0].get_lines() if line.get_gid() == "cut|salt"]
+    assert [(line.get_marker(), line.get_ydata()[0]) for line in carets] == [("^", 100.0)] * 3 + [("v", 0.0)] * 3
+    assert [line.get_xdata()[0] for line in carets] == pytest.approx([1, 2, 3] * 2)  # de, avg, avg+en
+    assert figure.axes[0].get_ylim() == pytest.approx((0.0, 110.0))
+    assert any("interval runs past the score's range" in t.get_text() for t in figure.legends[0].get_texts())
+
+
 # --------------------------------------------------------------------------- forest
 
 
@@ -208,6 +228,11 @@ def test_small_searches_skip_the_figures_they_cannot_draw(tmp_path):
     same = study_with(tmp_path, [{"learning_rate": 1e-4, "layer": 2}] * 2)
     with pytest.raises(FigureSkipped, match="took two values"):
         param_importances(same, **kw)
+    (tmp_path / "tied").mkdir()  # other knobs, the same objective: 0.5 + 100 * 1e-4 + 2 / 100 = 0.5 + 100 * 2e-4 + 1 / 100
+    tied = study_with(tmp_path / "tied", [{"learning_rate": 1e-4, "layer": 2}, {"learning_rate": 2e-4, "layer": 1}])
+    with pytest.raises(FigureSkipped, match="different objectives; all 2 scored 53"):
+        param_importances(tied, **kw)
+    parallel_coordinate(tied, **kw)  # the lines are still drawn
 
 
 # --------------------------------------------------------------------------- CKA and generalized XNLI
