@@ -63,7 +63,8 @@ def _rho_text(rho: pd.DataFrame, arm: str) -> str:
     if arm not in rho.index or not math.isfinite(rho.loc[arm, "rho"]):
         return "ρ undefined (fewer than 3 languages or constant)"
     row = rho.loc[arm]
-    return f"ρ = {row['rho']:.2f} (p = {row['p_value']:.2g}, {int(row['n_languages'])} languages)"
+    rho = round(float(row["rho"]), 2) + 0.0  # + 0.0: a rho that rounds to zero prints 0.00, not -0.00
+    return f"ρ = {rho:.2f} (p = {row['p_value']:.2g}, {int(row['n_languages'])} languages)"
 
 
 def heatmap_matrix(cells: pd.DataFrame, arm: str, languages: list[str]) -> np.ndarray:
