@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+from orchestrator.cost import DeviceShare
 from orchestrator.plan import TrialResolver
 from orchestrator.progress import StageClock, Throttle, stage_counts, stage_eta, stage_line, trial_line
 from orchestrator.reuse import find_twins, record_reused_runs
@@ -170,7 +171,7 @@ def _run_config(ctx: StageContext, stage: str, *, expected: int, name: str | Non
         name=name or stage,
         storage_path=str(ctx.sweep_dir),
         callbacks=[NestedRunCallback(ctx.tracker.uri, ctx.tracker.experiment_id, ctx.tracker.parent_run_id,
-                                     stage, ctx.resolver, ctx.launch.storage_path),
+                                     stage, ctx.resolver, ctx.launch.storage_path, DeviceShare.of(ctx.launch)),
                    ProgressPrinter(stage, ctx.resolver, ctx.objective, expected=expected)],
         # A trial driver that died is started again (its training goes on from its last checkpoint).
         failure_config=tune.FailureConfig(max_failures=TRIAL_DRIVER_RETRIES),

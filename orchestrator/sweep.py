@@ -13,12 +13,14 @@ import logging
 import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from orchestrator import cli
 from orchestrator.assets import Assets, generates_assets, load_assets, log_data_accounting, tokenize_assets
 from orchestrator.config import SweepConfig
+from orchestrator.cost_report import log_sweep_cost
 from orchestrator.best_from import BestFromError, ReusedSearch, find_best_from
 from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.paper_numbers import paper_model
@@ -146,19 +148,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             state.stages_done.append("confirm")
             state.save(sweep_dir)
     except StageInterrupted:
+        log_sweep_cost(tracker)  # what the trials that ended so far cost
         print(f"\ninterrupted: finished trials are kept. Continue with:\n  python -m orchestrator.sweep "
               f"{cfg.experiment} --profile {cfg.profile} --resume {state.sweep_id}", file=sys.stderr)
         tracker.finish("KILLED")
         return 130
     except StageFailed as exc:
+        log_sweep_cost(tracker)
         tracker.finish("FAILED")
         cli.fail(str(exc))
 
+    cost = log_sweep_cost(tracker)  # per stage and arm on the parent run; under the table as legend lines
     if "confirm" in state.stages_done:
         results = collect_confirm_results(tracker, task)
+        settings = _report_settings(cfg, experiment, state, resolver)
         text = report_results(results, tracker, experiment, task, cfg.seeds, sweep_dir / "results",
-                              _report_settings(cfg, experiment, state, resolver))
+                              replace(settings, notes=settings.notes + tuple(cost)))
         print("\n" + text)
+    elif cost:
+        print("\n" + "\n".join(cost))
     state.complete = True
     state.save(sweep_dir)
     tracker.finish()

@@ -5,8 +5,9 @@ owns the parent run, and a Tune callback in the same process opens a child run f
 trial (tags ``stage``, ``arm``, ``seed``, ``trial_id``), logs its whole configuration as
 params and every reported metric, and attaches a confirm trial's test predictions
 (``predictions/predictions.parquet``) and, where it evaluated SALT's generalized XNLI setting, its 225
-pair accuracies as a matrix (``generalized/generalized_xnli.csv``; ``trainables.generalized``). Only the driver process writes to MLflow: one writer for a
-SQLite store, and workers need no tracking URI at all.
+pair accuracies as a matrix (``generalized/generalized_xnli.csv``; ``trainables.generalized``); a trial that
+ends, finished or failed, gets its cost (``gpu_hours`` or ``cpu_hours``; ``orchestrator.cost``). Only the
+driver process writes to MLflow: one writer for a SQLite store, and workers need no tracking URI at all.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from orchestrator.cost import DeviceShare, trial_cost
 from orchestrator.plan import TrialResolver
 from orchestrator.seed_group import PER_SEED
 from orchestrator.trial import predictions_path
@@ -203,12 +205,13 @@ class NestedRunCallback(tune.Callback):
     """
 
     train_storage_path: str = ""  # also what a callback pickled before it had one restores with
+    share: DeviceShare | None = None  # what a trial's run holds (its cost); None: no cost logged
 
     def __init__(self, uri: str, experiment_id: str, parent_run_id: str, stage: str, resolver: TrialResolver,
-                 train_storage_path: str = ""):
+                 train_storage_path: str = "", share: DeviceShare | None = None):
         self.uri, self.experiment_id, self.parent_run_id = uri, experiment_id, parent_run_id
         self.stage, self.resolver = stage, resolver
-        self.train_storage_path = train_storage_path
+        self.train_storage_path, self.share = train_storage_path, share
         self._client: MlflowClient | None = None
         self._runs: dict[str, str] = {}
         self._nodes: dict[str, str] = {}
@@ -336,8 +339,17 @@ class NestedRunCallback(tune.Callback):
             if path.is_file():
                 self.client.log_artifact(run_id, str(path), PREDICTIONS_ARTIFACT_DIR)
             self._log_generalized(run_id, trial)
+        self._log_cost(run_id, trial)
         self._end_seed_runs(trial, "FINISHED")
         self.client.set_terminated(run_id, status="FINISHED")
+
+    def _log_cost(self, run_id: str, trial) -> None:
+        """The trial's device-hours and token rate (``orchestrator.cost``), a failed trial's too: it held them."""
+        seeds = len(self.resolver.search_seeds) if self.stage != "confirm" else 1  # a seed group's runs at once
+        cost = trial_cost(trial.last_result or {}, self.share, runs_at_once=seeds) if self.share else {}
+        if cost:
+            now = int(time.time() * 1000)
+            self.client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in cost.items()])
 
     def _log_generalized(self, run_id: str, trial) -> None:
         """A confirm run's generalized XNLI accuracies (its final report's ``gen_pair_acc_<p>_<h>``) as the
@@ -358,6 +370,7 @@ class NestedRunCallback(tune.Callback):
         if trial.trial_id in self._finished_before:
             return
         self.client.set_tag(run_id, "error", _error_summary(trial))
+        self._log_cost(run_id, trial)
         self._end_seed_runs(trial, "FAILED")
         self.client.set_terminated(run_id, status="FAILED")
 

@@ -4,7 +4,9 @@ It owns what the methods share: seeding, data order, AdamW (fused on CUDA) with 
 schedule and warmup, bf16 autocast where the GPU supports it, gradient accumulation, DDP,
 evaluation every N optimizer steps on the selection split, keeping only the best weights, and
 the final test of every language with them (the scoring itself is ``trainables.evaluation``). A
-method (``trainables.methods``) supplies the model, the training examples and the loss.
+method (``trainables.methods``) supplies the model, the training examples and the loss. The final
+report also says what the run trained on (``train_samples``, ``train_tokens``: non-padding tokens) and,
+on a GPU, its peak memory (``trainables.training.memory``): the sweep's cost accounting.
 
 Runs resume exactly. At an evaluation (at most every ``checkpoint_every_s`` seconds) the loop
 checkpoints what it needs to go on: weights, optimizer, schedule, where it is in the epoch's
@@ -39,10 +41,12 @@ from trainables.methods import get_method
 from trainables.predictions import ExamplePredictions, write_predictions
 from trainables.tasks import get_task
 from trainables.training.data_order import set_epoch, train_loader
-from trainables.training.distributed import DistContext, local_context, unwrap
+from trainables.training.distributed import DistContext, local_context, sum_over_ranks, unwrap
 from trainables.training.divergence import RunningLoss, TrainingDiverged, ensure_finite
 from trainables.training.optim import adamw, linear_schedule, optimizer_step
-from trainables.training.pace import SAMPLES_PER_SECOND, Pace, samples_per_second
+from trainables.training.memory import peak_memory, reset_peak_memory
+from trainables.training.pace import (SAMPLES_PER_SECOND, TRAIN_SAMPLES, TRAIN_TOKENS, Pace, non_padding_tokens,
+                                      samples_per_second)
 from trainables.training.precision import autocast_factory
 from trainables.training.resume import STATE_FILE, RunState, cpu_copy, read_state
 from trainables.training.seeding import reseed, seed_everything
@@ -76,6 +80,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
     data = load_tokenized(cfg.tokenized_path)
     collate = make_collator(cfg.model, token_labels=task.kind == "token")
 
+    reset_peak_memory(ctx.device)  # this run's peak, not an earlier run's in the same process
     model = method.build_model().to(ctx.device)
     if ctx.prepare_model is not None:
         model = ctx.prepare_model(model)
@@ -107,6 +112,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
         while run.step < total_steps:
             set_epoch(loader, run.epoch)
             for index, batch in enumerate(loader, start=run.skip_batches):
+                run.tokens += non_padding_tokens(batch)  # on the loader's CPU tensors, before the copy
                 batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
                 method.step = run.step
                 last_micro = (index + 1) % cfg.grad_accum_steps == 0 or index + 1 == len(loader)
@@ -168,12 +174,15 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
         store.report({**last, "failed": 1.0}, lambda folder: write_outcome(folder, "failed", last, reason))
         raise
     run.train_seconds += time.perf_counter() - started
+    tokens = sum_over_ranks(run.tokens, ctx)  # every rank, before rank 0 alone writes anything
 
     if run.best_model is not None:
         unwrap(model).load_state_dict(run.best_model)
     final = {"step": run.step, "best_step": run.best_step, f"dev_{metric}": run.best_value, **run.best_extras,
              SAMPLES_PER_SECOND: samples_per_second(run.samples * ctx.world_size, run.train_seconds),
-             "resumed_from_step": run.resumed_from}
+             "resumed_from_step": run.resumed_from,
+             # counts, the same for a resumed run: the sweep's callback turns them into tokens per second
+             TRAIN_SAMPLES: run.samples * ctx.world_size, TRAIN_TOKENS: tokens}
     examples: dict[str, ExamplePredictions] | None = {} if cfg.predictions_path else None
     final.update(evaluator.test_scores(examples))
     if examples is not None and ctx.rank == 0:
@@ -185,6 +194,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
     if cfg.cka_path:
         final.update(evaluator.cka_scores(load_tokenized(cfg.cka_path)))
     final.update(method.run_metrics())
+    final.update(peak_memory(ctx.device))  # after the test passes: the run's peak on its GPU, all of it counted
 
     def write_final(folder: Path) -> None:
         if cfg.keep_model:

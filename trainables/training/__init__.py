@@ -7,7 +7,9 @@
 - ``distributed``: where a process sits in the run (``DistContext``) and the model inside DDP;
 - ``divergence``: the training loss since the last report, and the check that it is still finite;
 - ``resume``: a checkpoint's training state (``RunState``, optimizer and schedule), written and read back;
-- ``data_order``: the seeded training order a resumed run can start part-way through an epoch.
+- ``data_order``: the seeded training order a resumed run can start part-way through an epoch;
+- ``pace``: throughput, the ETA and what a run trained on (samples, non-padding tokens);
+- ``memory``: the run's peak GPU memory.
 
 Nothing here imports Ray, the methods or the loop.
 """

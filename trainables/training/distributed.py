@@ -30,3 +30,12 @@ def local_context() -> DistContext:
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The model inside a DDP wrapper (``model.module``), or the model itself."""
     return model.module if hasattr(model, "module") else model
+
+
+def sum_over_ranks(value: int, ctx: DistContext) -> int:
+    """``value`` summed over every rank of the run (a collective: every rank calls it); itself on one process."""
+    if not ctx.is_distributed:
+        return value
+    total = torch.tensor([value], dtype=torch.int64, device=ctx.device)
+    torch.distributed.all_reduce(total)
+    return int(total.item())

@@ -18,15 +18,24 @@ Two questions, two clocks:
 
 ``total_steps`` and ``eta_seconds`` are for the console only (``PROGRESS_ONLY``), not metrics of a run:
 the MLflow callback leaves them out.
+
+The final report also counts what was trained on, ``train_samples`` and ``train_tokens`` (non-padding
+tokens: the sum of every attention mask the model encodes, so X-Mixup's pairs count both sides). They are
+counts, the same for a run and the same run resumed, so a run's results stay comparable key by key; its
+tokens per second follow from them and its samples per second (``tokens_per_second``), and the sweep's
+MLflow callback logs that rate (``orchestrator.cost``).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 TOTAL_STEPS = "total_steps"
 SAMPLES_PER_SECOND = "train_samples_per_second"
+TOKENS_PER_SECOND = "train_tokens_per_second"
+TRAIN_SAMPLES = "train_samples"
+TRAIN_TOKENS = "train_tokens"
 ETA_SECONDS = "eta_seconds"
 PROGRESS_ONLY = frozenset({TOTAL_STEPS, ETA_SECONDS})
 """Report keys that say where a run is, not how it does: the console reads them, MLflow does not log them."""
@@ -37,6 +46,17 @@ T = TypeVar("T")
 def samples_per_second(samples: int, seconds: float) -> float:
     """Training samples (all workers') per training second; 0.0 before any training time was measured."""
     return samples / seconds if seconds > 0 else 0.0
+
+
+def non_padding_tokens(batch: Mapping[str, Any]) -> int:
+    """The tokens a batch trains on: the sum of its attention masks (``attention_mask`` and a method's
+    ``<prefix>attention_mask``), padding left out. Read from the loader's CPU tensors: no device sync."""
+    return sum(int(value.sum()) for key, value in batch.items() if key.endswith("attention_mask"))
+
+
+def tokens_per_second(samples_per_second: float, samples: float, tokens: float) -> float:
+    """Non-padding tokens per training second: the samples' rate times the tokens per sample (0.0 without samples)."""
+    return samples_per_second * tokens / samples if samples > 0 else 0.0
 
 
 def remaining_seconds(step: int, total_steps: int, *, first_step: int, elapsed: float,

@@ -64,6 +64,7 @@ class RunState:
     best_model: dict | None = None
     best_extras: dict[str, float] = field(default_factory=dict)  # the kept weights' other dev scores (macro-F1)
     samples: int = 0
+    tokens: int = 0  # non-padding tokens of this rank's micro-batches (``pace.non_padding_tokens``)
     train_seconds: float = 0.0
     resumed_from: int = 0
 
@@ -71,7 +72,7 @@ class RunState:
         """Fills a checkpoint folder with this state (called at once: the tensors are not copied first)."""
         state = {"step": self.step, "epoch": self.epoch, "batches_done": self.batches_done,
                  "best_value": self.best_value, "best_step": self.best_step, "best_extras": dict(self.best_extras),
-                 "samples": self.samples,
+                 "samples": self.samples, "tokens": self.tokens,
                  "train_seconds": self.train_seconds, "model": model.state_dict(),
                  **optimization_state(optimizer, scheduler), "method": method.state_dict(),
                  "epoch_order": sampler.epoch_state() if isinstance(sampler, ResumableSampler) else None,
@@ -92,6 +93,7 @@ class RunState:
         run = cls(step=saved["step"], epoch=saved["epoch"], batches_done=saved["batches_done"],
                   best_value=saved["best_value"], best_step=saved["best_step"],
                   best_extras=dict(saved.get("best_extras", {})), samples=saved["samples"],
+                  tokens=saved.get("tokens", 0),  # a checkpoint written before tokens were counted: from 0
                   train_seconds=saved["train_seconds"], resumed_from=saved["step"])
         run.best_model = saved["best_model"] if saved["best_model"] is not None else cpu_copy(model.state_dict())
         if run.batches_done >= batches_per_epoch:  # the checkpoint closed its epoch
