@@ -23,11 +23,10 @@ lint: setup
 # The lint, then the whole test suite, slow end-to-end sweeps included (what CI runs), on two pytest-xdist
 # workers, a test file wholly on one (its module fixtures, e.g. a three-node cluster, are built once): a
 # sweep leaves a core idle between its trials (its start, a lone search trial, its report), which the
-# other worker's tests fill. The files go out longest first (tests/conftest.py, LONGEST_FIRST; not xdist's
-# most-tests-first order, which left the long sweeps for last). The 25 slowest tests are listed at the end, so
-# the suite's time budget (25 minutes on 2 cores) can be watched.
+# other worker's tests fill. The 25 slowest tests are listed at the end, so the suite's time budget
+# (25 minutes on 2 cores) can be watched.
 test: lint
-	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25
 
 # The lint, then everything but the end-to-end sweeps.
 test-fast: lint

@@ -68,19 +68,3 @@ def smoke_train_config(smoke_model, xnli_tokenized) -> TrainConfig:
                        num_train_epochs=2.0, per_device_batch_size=32, grad_accum_steps=1, max_length=64,
                        eval_every_steps=25, eval_batch_size=256)
 
-
-# The order pytest-xdist hands out the test files in (``make test``: ``--dist loadfile --no-loadscope-reorder``).
-# xdist's default reorders files by their number of tests, most first, which put the end-to-end files (one or two
-# tests each, minutes each) last: the suite ended with one worker running a long sweep while the other sat idle.
-# The longest files go first instead, so the short ones fill the gaps at the end (longest processing time first).
-# Measured durations on 2 cores (make test, stop 26): btf_sweep 1409 s, salt_sweep 940 s, multinode ~900 s,
-# sweep_smoke 425 s, xmixup_sweep 371 s, btf ~250 s, method_contract 156 s. A file not listed keeps its place
-# among the others; a stale entry only costs balance, never a test.
-LONGEST_FIRST = ("test_btf_sweep.py", "test_salt_sweep.py", "test_multinode.py", "test_sweep_smoke.py",
-                 "test_xmixup_sweep.py", "test_btf.py", "test_method_contract.py")
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """A file keeps its tests together and in their order; only the files' order changes (a stable sort)."""
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
