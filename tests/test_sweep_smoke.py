@@ -181,6 +181,15 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
     for stat in ("ci_low", "ci_high", "p_adj"):
         assert (f"baseline_tuned.test_acc_avg.{stat}" in metrics) == tested_avg
     assert "baseline.repro_gap_avg" not in metrics  # the smoke model is no reproduction of the paper's
+    # What the sweep cost (orchestrator.cost_report), in CPU-hours on this CPU-only machine: the trials that trained
+    # summed per stage (baseline_tuned's copies of baseline's runs not counted), the total printed under the table.
+    cost_stages = {k: v for k, v in metrics.items() if k.startswith("cost.stage.")}
+    assert set(cost_stages) == {"cost.stage.search.cpu_hours", "cost.stage.confirm.cpu_hours"}
+    assert all(hours > 0 for hours in cost_stages.values())
+    assert metrics["cost.total.cpu_hours"] == pytest.approx(sum(cost_stages.values()))
+    trained = [c for c in children if "reused_from" not in c.data.tags]
+    assert metrics["cost.total.cpu_hours"] == pytest.approx(sum(c.data.metrics.get("cpu_hours", 0.0) for c in trained))
+    assert "CPU-hours per arm: " in proc.stdout
 
     # Every confirm run carries its test predictions, which rescore to its metrics and feed the paired bootstrap.
     for child in confirm:
