@@ -97,16 +97,16 @@ def varying_params(study: optuna.Study) -> list[str]:
 
 def param_importances(study: optuna.Study, *, title: str, target_label: str, scale: float = 100.0) -> Figure:
     """fANOVA importance (seed 0) of each searched knob for the objective."""
-    finished = len(complete_trials(study))
+    trials = complete_trials(study)
+    finished = len(trials)
     if finished < 2:
         raise FigureSkipped(f"importances need at least 2 finished trials, the search has {finished}")
     params = varying_params(study)
     if not params:
         raise FigureSkipped("importances need a knob that took two values; every finished trial used the same")
-    objectives = {trial.value for trial in complete_trials(study)}
-    if len(objectives) < 2:  # fANOVA has no variance to share out (it would raise "zero total variance")
+    if len({trial.value for trial in trials}) < 2:  # fANOVA has no variance to share out ("zero total variance")
         raise FigureSkipped(f"importances need trials with different objectives; all {finished} scored "
-                            f"{_target(scale)(complete_trials(study)[0]):g}")
+                            f"{_target(scale)(trials[0]):g}")
     from optuna.importance import FanovaImportanceEvaluator
     from optuna.visualization.matplotlib import plot_param_importances
 

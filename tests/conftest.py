@@ -67,4 +67,3 @@ def smoke_train_config(smoke_model, xnli_tokenized) -> TrainConfig:
                        languages=get_task("xnli").languages, seed=1, learning_rate=1e-3,
                        num_train_epochs=2.0, per_device_batch_size=32, grad_accum_steps=1, max_length=64,
                        eval_every_steps=25, eval_batch_size=256)
-
