@@ -20,14 +20,16 @@ from typing import Any
 from orchestrator.assets import Assets
 from orchestrator.config import SweepConfig
 from orchestrator.experiments import Experiment
+from orchestrator.plan import TrialResolver, recipe_settings
 from search_spaces.spec import Dimension
 from smoke import build_smoke_wordlists
-from trainables.methods import SPECS, get_spec
-from trainables.method_spec import Preparation, PreparationError, PrepareContext, PrepareStep
+from trainables.config import TrainConfig
+from trainables.methods import SPECS, get_method, get_spec
+from trainables.method_spec import Preparation, PreparationError, PrepareContext, PrepareStep, StepUse
 from trainables.tasks import TaskSpec
 
-__all__ = ["Preparation", "PreparationError", "all_steps", "check_method_inputs", "describe_preparation",
-           "experiment_steps", "prepare_method", "unlabelled_languages"]
+__all__ = ["Preparation", "PreparationError", "all_steps", "check_method_inputs", "check_model_inputs",
+           "describe_preparation", "experiment_steps", "needed_steps", "prepare_method", "unlabelled_languages"]
 
 
 def _unique(steps) -> list[PrepareStep]:
@@ -49,26 +51,74 @@ def experiment_steps(experiment: Experiment) -> list[PrepareStep]:
 
 
 def step_context(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, step: PrepareStep, *,
-                 space: dict[str, Any] | None = None, assets: Assets | None = None) -> PrepareContext:
+                 space: dict[str, Any] | None = None, assets: Assets | None = None, dry_run: bool = False,
+                 model_dir: str | None = None) -> PrepareContext:
+    """What ``step`` sees of the sweep; ``space``: the space of the search it shapes (default: as the flags gave
+    it), ``assets`` / ``model_dir``: the fetched model (and data), ``dry_run``: nothing may be fetched or written."""
     settings = cfg.method_settings.get(step.key)
     if settings is None and step.settings_type is not None:
         settings = step.settings_type()
+    if space is None:
+        space = _spaces(cfg, experiment)[step_search(experiment, step)]
     return PrepareContext(
         experiment=experiment.name, task=task, model=cfg.model, generated_data=_generated_data(cfg),
         cache_dir=cfg.cache_dir, select_on=cfg.select_on, fixed=dict(cfg.train_overrides),
-        space=dict(cfg.space if space is None else space), settings=settings,
+        space=dict(space), settings=settings,
         settings_dict=step.settings_dict(settings), workers_per_trial=cfg.resources.workers_per_trial,
         cpus_per_worker=cfg.resources.cpus_per_worker, max_failures=cfg.resources.max_failures,
-        model_dir=assets.model_dir if assets else None, data_dir=assets.data_dir if assets else None,
+        model_dir=assets.model_dir if assets else model_dir, data_dir=assets.data_dir if assets else None,
         max_length=assets.max_length if assets else None,
         arm_fixed=tuple(dict(arm.overrides) for arm in experiment.confirm_arms if arm.overrides),
-        smoke_wordlists=(lambda: str(build_smoke_wordlists(cfg.cache_dir))) if cfg.model is None else None)
+        smoke_wordlists=(lambda: str(build_smoke_wordlists(cfg.cache_dir))) if cfg.model is None else None,
+        uses=step_uses(cfg, experiment, step), dry_run=dry_run)
 
 
-def check_method_inputs(cfg: SweepConfig, experiment: Experiment, task: TaskSpec) -> None:
-    """Seconds-cheap checks of the methods' own inputs, before the model and data are fetched and tokenised."""
-    for step in experiment_steps(experiment):
-        step.check(step_context(cfg, experiment, task, step))
+def running_searches(cfg: SweepConfig, experiment: Experiment) -> list[str]:
+    """The searches this invocation may run (by name): the search stage is on, with trials, over a space."""
+    return [search.name for search in experiment.searches
+            if "search" in cfg.stages and cfg.num_samples > 0 and bool(cfg.space_of(search.name))]
+
+
+def step_uses(cfg: SweepConfig, experiment: Experiment, step: PrepareStep) -> tuple[StepUse, ...]:
+    """The arms of this sweep whose method has ``step``: each confirmed arm, and each arm a running search tunes,
+    its knobs resolved as the trials resolve them (``TrialResolver``: paper defaults < recipe < profile and --set <
+    the arm's switches). A tuned arm whose search runs takes the search's values; one whose search does not run
+    keeps its own, or (``--resume``, ``--best-from``) may take a recorded search's."""
+    resolver = TrialResolver(base=TrainConfig(task=experiment.task, select_on=cfg.select_on).to_dict(),
+                             arms={arm.name: arm for arm in experiment.arms}, fixed=dict(cfg.train_overrides),
+                             recipes=recipe_settings(experiment, cfg.profile))
+    running = running_searches(cfg, experiment)
+    searched = {search.arm for search in experiment.searches if search.name in running}
+    confirmed = {arm.name for arm in experiment.confirm_arms} if "confirm" in cfg.stages else set()
+    uses = []
+    for arm in experiment.arms:
+        if getattr(get_spec(arm.method).prepare, "key", None) != step.key or arm.name not in confirmed | searched:
+            continue
+        train = resolver.arm_config(arm.name, cfg.seeds[0])
+        takes_search = arm.name in searched or (arm.tuned and arm.search in running)
+        recorded = arm.tuned and bool(cfg.resume or cfg.best_from)
+        uses.append(StepUse(arm.name, get_method(arm.method).effective_values(train.method_params),
+                            searched=takes_search or recorded, own=not takes_search))
+    return tuple(uses)
+
+
+def needed_steps(cfg: SweepConfig, experiment: Experiment, task: TaskSpec) -> list[PrepareStep]:
+    """The experiment's steps whose work this sweep's arms and searches need (``PrepareStep.needed``)."""
+    return [step for step in experiment_steps(experiment)
+            if step.needed(step_context(cfg, experiment, task, step, dry_run=True))]
+
+
+def check_method_inputs(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, *, dry_run: bool = False) -> None:
+    """Seconds-cheap checks of the methods' own inputs, before the model and data are fetched and tokenised
+    (``dry_run``: of what is on this machine, fetching and writing nothing)."""
+    for step in needed_steps(cfg, experiment, task):
+        step.check(step_context(cfg, experiment, task, step, dry_run=dry_run))
+
+
+def check_model_inputs(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, model_dir: str) -> None:
+    """What the needed steps ask of the model folder (SALT's and BTF's MLM head), before any tokenisation."""
+    for step in needed_steps(cfg, experiment, task):
+        step.check_model(step_context(cfg, experiment, task, step, model_dir=model_dir, dry_run=True))
 
 
 def step_search(experiment: Experiment, step: PrepareStep) -> str:
@@ -89,7 +139,12 @@ def prepare_method(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, ass
     spaces, reshaped, summaries, runs = _spaces(cfg, experiment), set(), [], []
     for step in experiment_steps(experiment):
         name = step_search(experiment, step)
-        part = step.prepare(step_context(cfg, experiment, task, step, space=spaces[name], assets=assets))
+        ctx = step_context(cfg, experiment, task, step, space=spaces[name], assets=assets)
+        if not step.needed(ctx):
+            summaries.append(f"[{step.key}] not run: {step.unneeded}")
+            merged.params[f"{step.key}.needed"] = False
+            continue
+        part = step.prepare(ctx)
         merged.method_params.update(part.method_params)
         merged.train_fields.update(part.train_fields)
         merged.params.update(part.params)
@@ -127,7 +182,11 @@ def describe_preparation(cfg: SweepConfig, experiment: Experiment,
     spaces = _spaces(cfg, experiment)
     for step in experiment_steps(experiment):
         name = step_search(experiment, step)
-        step_lines, spaces[name] = step.describe(step_context(cfg, experiment, task, step, space=spaces[name]))
+        ctx = step_context(cfg, experiment, task, step, space=spaces[name], dry_run=True)
+        if not step.needed(ctx):
+            lines.append(f"{step.key:<12} not run: {step.unneeded}")
+            continue
+        step_lines, spaces[name] = step.describe(ctx)
         lines += step_lines
     return lines, spaces
 

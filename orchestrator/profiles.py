@@ -37,7 +37,8 @@ class Profile:
 
 PAPER = Profile(
     name="paper",
-    description="the papers' protocol: mBERT, full benchmark data, each task's and paper's reference recipe, 5 seeds",
+    description="the papers' protocol: the paper's model and full benchmark data unless --model / --data-dir name "
+                "others, each task's and paper's reference recipe, 20 search trials, 5 seeds",
     num_samples=20,
     seeds=(1, 2, 3, 4, 5),
     model="bert-base-multilingual-cased",
@@ -46,7 +47,8 @@ PAPER = Profile(
 
 SMOKE = Profile(
     name="smoke",
-    description="tiny random BERT and generated data in the benchmark's schema; whole sweep in minutes on a CPU",
+    description="a tiny random BERT and data generated in the benchmark's schema unless --model / --data-dir name "
+                "others, tiny training settings, 2 search trials, 3 seeds; a whole sweep in minutes on a CPU",
     num_samples=2,
     seeds=(1, 2, 3),
     model=None,

@@ -27,7 +27,6 @@ from orchestrator.seed_group import SEARCH_SEEDS
 from orchestrator.tracking import AT_CHANCE, AT_CHANCE_WARNING, NestedRunCallback, SweepTracker
 from orchestrator.trial import TRIAL_DRIVER_RETRIES, TrainLaunch, trainable
 from search_spaces.spec import Dimension, to_tune_space
-from trainables.methods import get_method
 
 # A trial's driver (the function that starts its Ray Train run) holds no state between trials, so Tune
 # hands the next trial of a stage to the finished trial's driver process: one process start (Python,
@@ -77,7 +76,7 @@ def run_search(ctx: StageContext, space: dict[str, Dimension], *, num_samples: i
     else:
         searcher = ResumableOptunaSearch(
             sampler=TPESampler(seed=sampler_seed),
-            points_to_evaluate=_paper_point(ctx.resolver, space),
+            points_to_evaluate=ctx.resolver.paper_point(space),
             study_name=study_name(ctx.sweep_dir, ctx.stage),
             storage=RDBStorage(study_storage(ctx.sweep_dir)),
         )
@@ -211,16 +210,6 @@ class CtrlCWatch:
 
     def _handler(self, signum, frame) -> None:
         signal.default_int_handler(signum, frame)
-
-
-def _paper_point(resolver: TrialResolver, space: dict[str, Dimension]) -> list[dict[str, Any]]:
-    """Start the search at the paper's setting when it lies inside the space."""
-    cfg = resolver.arm_config(resolver.searched_arm, resolver.search_seed)
-    values = {**cfg.to_dict(), **get_method(cfg.method).effective_values(cfg.method_params)}
-    point = {key: values[key] for key in space if key in values}
-    if len(point) == len(space) and all(space[k].contains(v) for k, v in point.items()):
-        return [point]
-    return []
 
 
 class ProgressPrinter(tune.Callback):

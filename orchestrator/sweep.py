@@ -24,9 +24,10 @@ from orchestrator.cost_report import log_sweep_cost
 from orchestrator.best_from import BestFromError, ReusedSearch, find_best_from
 from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.paper_numbers import paper_model
-from orchestrator.plan import TrialResolver, arm_recipes, describe_plan, legend_notes, recipe_settings
-from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, prepare_method,
-                                     unlabelled_languages)
+from orchestrator.dry_run import describe_plan
+from orchestrator.plan import TrialResolver, arm_recipes, legend_notes, recipe_settings
+from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, check_model_inputs,
+                                     prepare_method, unlabelled_languages)
 from orchestrator.reuse import identical_arm_notes
 from orchestrator.results import ReportSettings, collect_confirm_results, report_results, report_search_figures
 from orchestrator.significance import SignificanceOptions
@@ -64,8 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     experiment = get_experiment(cfg.experiment, cfg.arms, tune_baseline=cfg.tune_baseline)
     task = get_task(experiment.task)
-    if cfg.dry_run:
-        print(describe_plan(cfg, experiment, task))
+    if cfg.dry_run:  # every input check that needs no Ray, then the plan
+        if not cfg.verbose:
+            _quiet_progress_bars()
+        try:
+            print(describe_plan(cfg, experiment, task))
+        except (ModelUnavailable, DataUnavailable, PreparationError) as exc:
+            cli.fail(str(exc))
         return 0
 
     try:
@@ -89,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if loaded is None:
             loaded = load_assets(cfg, task, unlabelled=unlabelled)
         print(loaded.accounting.render(), flush=True)
+        check_model_inputs(cfg, experiment, task, loaded.model_dir)  # e.g. an MLM head, before any tokenisation
         assets = tokenize_assets(cfg, task, loaded)
         preparation = prepare_method(cfg, experiment, task, assets)
         if preparation.space is not None:

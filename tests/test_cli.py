@@ -285,6 +285,7 @@ def test_salt_without_an_mlm_head_is_one_line_before_ray(tmp_path, smoke_model, 
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "no trained masked-language-model head" in err[0], proc.stderr
     assert "ray" not in proc.stdout.lower() and not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "sweeps" / "salt_pawsx" / "cache" / "tokenized").exists()  # refused before tokenising
     print(f"failed in {time.monotonic() - started:.1f} s")
 
 
@@ -301,7 +302,10 @@ def test_salt_without_a_word_list_is_one_line(tmp_path):
 
 
 def test_xmixup_dry_run_shows_the_paper_protocol_and_the_space(capsys):
-    assert main(["xmixup_xnli", "--dry-run"]) == 0
+    code, err = exit_code_and_stderr(capsys, "xmixup_xnli", "--dry-run")  # the dry run refuses what a sweep would
+    assert code == 2 and "X-Mixup needs translated data and none was given" in err
+    # a hub dataset id: fetched and checked when the sweep starts
+    assert main(["xmixup_xnli", "--xmixup-translations", "org/translations", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "bert-base-multilingual-cased" in out and "15 languages" in out and "seeds        1, 2, 3, 4, 5" in out
     assert ("learning_rate=loguniform(3e-06, 3e-05), lambda0=uniform(0.1, 1), mixup_layer=choice(1, 4, 8, 12), "
@@ -320,7 +324,8 @@ def test_xmixup_dry_run_shows_the_paper_protocol_and_the_space(capsys):
     assert "trials       20 search + 55 confirm = 75" in out and "t-tests vs baseline" in out
     assert ("selection    every run keeps its checkpoint with the best dev score averaged over all languages' dev sets "
             "(multilingual-dev: the experiment's paper protocol)") in out
-    assert main(["xmixup_pawsx", "--dry-run", "--xmixup-layers", "1,4", "--xmixup-freeze-ratio",
+    assert main(["xmixup_pawsx", "--dry-run", "--xmixup-translations", "org/translations", "--xmixup-layers", "1,4",
+                 "--xmixup-freeze-ratio",
                  "--xmixup-reference-sampling", "--xmixup-logit-inference"]) == 0
     out = capsys.readouterr().out
     assert "mixup_layer=choice(1, 4)" in out

@@ -8,7 +8,8 @@ import pytest
 
 from orchestrator import cli
 from orchestrator.experiments import EXPERIMENTS, get_experiment
-from orchestrator.plan import TrialResolver, describe_plan
+from orchestrator.dry_run import describe_plan
+from orchestrator.plan import TrialResolver
 from search_spaces import get_space
 from trainables.config import TrainConfig
 from trainables.methods import get_method

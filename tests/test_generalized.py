@@ -158,7 +158,8 @@ def test_only_confirm_trials_of_arms_that_score_pairs_get_the_set(capsys):
                      "xmixup_no_mixup": "/cache/tokenized/gen", "xmixup_no_mse": "", "xmixup_no_kl": "",
                      "xmixup_seen": ""}
     assert resolver.resolve({"lambda0": 0.5})[0].generalized_path == ""  # a search trial
-    assert main(["xmixup_xnli", "--generalized-xnli", "--dry-run"]) == 0
+    # (a hub id: the dry run leaves fetching and checking it to the sweep's start)
+    assert main(["xmixup_xnli", "--generalized-xnli", "--xmixup-translations", "org/translations", "--dry-run"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("generalized"))
     assert "15 x 15 = 225 (premise language, hypothesis language) pairs" in line
     assert ("arms baseline, translate_train, xmixup_no_mixup, xmixup_no_mixup_inference; not xmixup, "

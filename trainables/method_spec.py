@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trainables.method_base import Method
-from trainables.preparation import Preparation, PreparationError, PrepareContext, PrepareStep  # noqa: F401
+from trainables.preparation import (Preparation, PreparationError, PrepareContext, PrepareStep,  # noqa: F401
+                                   StepUse)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,23 @@ def resolve_model(model: str, *, timeout_s: float = 20.0) -> str:
     Order: an existing directory; the local Hugging Face cache (no network); the hub, whose
     reachability is probed with a bounded wait before downloading.
     """
+    local = local_model(model)
+    if local is not None:
+        return local
+
+    import huggingface_hub
+
+    _probe_hub(model, timeout_s)
+    local = huggingface_hub.snapshot_download(model, allow_patterns=_MODEL_FILES)
+    if not any(Path(local).glob("*.safetensors")):
+        local = huggingface_hub.snapshot_download(model, allow_patterns=_MODEL_FILES + ["pytorch_model.bin"])
+    return local
+
+
+def local_model(model: str) -> str | None:
+    """``model``'s directory on this machine, without the network: a local HF-format directory, or a hub id's
+    snapshot in the local Hugging Face cache; None when it would have to be downloaded. ``ModelUnavailable`` for
+    a path that is not a model directory."""
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -41,12 +58,7 @@ def resolve_model(model: str, *, timeout_s: float = 20.0) -> str:
     try:
         return huggingface_hub.snapshot_download(model, allow_patterns=_MODEL_FILES, local_files_only=True)
     except LocalEntryNotFoundError:
-        pass
-    _probe_hub(model, timeout_s)
-    local = huggingface_hub.snapshot_download(model, allow_patterns=_MODEL_FILES)
-    if not any(Path(local).glob("*.safetensors")):
-        local = huggingface_hub.snapshot_download(model, allow_patterns=_MODEL_FILES + ["pytorch_model.bin"])
-    return local
+        return None
 
 
 def _probe_hub(model: str, timeout_s: float) -> None:

@@ -37,6 +37,21 @@ class Preparation:
 
 
 @dataclass(frozen=True)
+class StepUse:
+    """One arm of this sweep whose method has the step, as a trial of it may run (built by the orchestrator).
+
+    ``knobs``: every knob of its method as resolved before any search (paper defaults, profile, --set, the arm's
+    own switches; ``Method.effective_values``). ``searched``: it takes (or may take) the values of a search over
+    ``PrepareContext.space`` (the searched arm, a tuned arm); ``own``: it may run with ``knobs`` as they are (an
+    untuned arm, or a tuned arm whose search does not run in this sweep)."""
+
+    arm: str
+    knobs: Mapping[str, Any]
+    searched: bool = False
+    own: bool = True
+
+
+@dataclass(frozen=True)
 class PrepareContext:
     """What a preparation step may read of the sweep (built by the orchestrator).
 
@@ -64,6 +79,17 @@ class PrepareContext:
     arm_fixed: tuple[Mapping[str, Any], ...] = ()
     # The smoke model's generated word lists (SALT), built on first call; None for a named model.
     smoke_wordlists: Callable[[], str] | None = None
+    # The arms of this sweep (confirmed, or tuned by a search that runs) whose method has this step.
+    uses: tuple[StepUse, ...] = ()
+    # --dry-run: check only what is on this machine; fetch, build and write nothing.
+    dry_run: bool = False
+
+    def knob_values(self, knob: str, use: StepUse) -> tuple[Any, ...]:
+        """What ``use``'s trials may run ``knob`` with: the searched dimension (a ``Dimension``) where it takes a
+        search's values and the space searches ``knob``, and its own resolved value where it may run with that."""
+        dimension = self.space.get(knob) if use.searched else None
+        values = (dimension,) if dimension is not None else ()
+        return values + ((use.knobs.get(knob),) if use.own or dimension is None else ())
 
     def target_languages(self) -> tuple[str, ...]:
         """The target languages a method trains on: ``train_languages`` when fixed (profile or --set), else
@@ -95,9 +121,14 @@ class PrepareStep:
       and the settings it resolves to (``SweepConfig.method_settings[key]``);
     - ``fixed_from_args``: knobs the flags fix (they join ``--set``), ``shape_space``: the space
       the flags change;
-    - ``check`` (seconds, before model and data are fetched), ``unlabelled_languages``
-      (target text the assets must fetch), ``describe`` (``--dry-run``, nothing loaded),
-      ``prepare`` (no Ray: checks and plans; its ``Preparation.run`` is the Ray part).
+    - ``needed``: whether the sweep's arms and searches (``PrepareContext.uses``, with --set)
+      need the step's work at all; an unneeded step is not checked, described or prepared (its
+      ``unneeded`` line says why), only its ``unlabelled_languages`` are still fetched;
+    - ``check`` (seconds, before model and data are fetched; also in ``--dry-run``, where
+      ``ctx.dry_run`` says to fetch, build and write nothing), ``check_model`` (the fetched model,
+      before any tokenisation; also in ``--dry-run`` when the model is on this machine),
+      ``unlabelled_languages`` (target text the assets must fetch), ``describe`` (``--dry-run``,
+      nothing loaded), ``prepare`` (no Ray: checks and plans; its ``Preparation.run`` is the Ray part).
     """
 
     key: str = ""  # the name of the step, its settings and its logged params (sweep.<key>.*)
@@ -105,6 +136,7 @@ class PrepareStep:
     flag_prefix: str = ""  # e.g. "--salt-": flags of other experiments' steps are refused
     settings_type: type | None = None
     resume_may_differ: tuple[str, ...] = ()  # settings that only spread the work: a resumed sweep may change them
+    unneeded: str = "no arm of this sweep uses it"  # why an unneeded step (``needed``) is skipped, for the user
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the step's flag group."""
@@ -126,8 +158,14 @@ class PrepareStep:
             return {}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(settings).items()}
 
+    def needed(self, ctx: PrepareContext) -> bool:
+        return True
+
     def check(self, ctx: PrepareContext) -> None:
         pass
+
+    def check_model(self, ctx: PrepareContext) -> None:
+        """Checks of the model folder ``ctx.model_dir`` (e.g. an MLM head), before any tokenisation."""
 
     def unlabelled_languages(self, ctx: PrepareContext) -> tuple[str, ...]:
         return ()

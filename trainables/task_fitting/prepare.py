@@ -1,5 +1,7 @@
 """The BTF MLM run, once per sweep: the preparation step BTF and self-training share.
 
+``needed``: only when a trial may start from the task-fitted encoder (self-training alone, ``btf=False``,
+needs no MLM run and no MLM head). ``check_model``: the MLM head, before any tokenisation.
 ``prepare`` (no Ray) builds the corpus (English task text + the target languages' unlabelled
 text, labels dropped) and the run's plan with every MLM step count a trial may ask for;
 ``Preparation.run`` is the one Ray Train MLM run (a checkpoint at each step count), skipped on a
@@ -10,23 +12,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainables.preparation import Preparation, PreparationError, PrepareContext, PrepareStep
-from trainables.task_fitting.encoder import TaskFitParams
+from trainables.preparation import Preparation, PreparationError, PrepareContext, PrepareStep, StepUse
 from trainables.task_fitting.mlm import BtfSettings
 from trainables.tasks import TaskSpec, split_key
 
 
+def _starts_from_btf(ctx: PrepareContext) -> list[StepUse]:
+    """The uses whose trials may start from the task-fitted encoder: ``btf`` true, or searched."""
+    return [use for use in ctx.uses if any(value is not False for value in ctx.knob_values("btf", use))]
+
+
 def mlm_steps(ctx: PrepareContext) -> tuple[int, ...]:
-    """Every MLM step count a trial may ask for: the searched choice's values and the fixed (or default) value."""
+    """Every MLM step count a trial that starts from the task-fitted encoder may ask for: a searched choice's values
+    (as given: the default is not added) for the arms that take the search's values, and the resolved value (--set,
+    the arm's, else the default) of the arms that run with their own."""
     from search_spaces.spec import Choice
 
-    steps = {ctx.fixed.get("mlm_steps", TaskFitParams().mlm_steps)}
     dimension = ctx.space.get("mlm_steps")
-    if dimension is not None:
-        if not isinstance(dimension, Choice):
-            raise PreparationError(f"--space mlm_steps={dimension}: search it as a choice, e.g. "
-                                   "'choice(1000,3000,10000)' (each value is a checkpoint of the one BTF run)")
-        steps |= set(dimension.values)
+    if dimension is not None and not isinstance(dimension, Choice):
+        raise PreparationError(f"--space mlm_steps={dimension}: search it as a choice, e.g. "
+                               "'choice(1000,3000,10000)' (each value is a checkpoint of the one BTF run)")
+    steps: set = set()
+    for use in _starts_from_btf(ctx):
+        for value in ctx.knob_values("mlm_steps", use):
+            steps |= set(value.values) if isinstance(value, Choice) else {value}
     bad = sorted(str(step) for step in steps if not (isinstance(step, int) and step > 0))
     if bad:
         raise PreparationError(f"mlm_steps {', '.join(bad)}: MLM step counts are whole numbers > 0")
@@ -37,10 +46,28 @@ class BtfRun(PrepareStep):
     key = "btf"
     label = "BTF"
     settings_type = BtfSettings
+    unneeded = ("no arm or search of this sweep starts from the task-fitted encoder (btf=False): no MLM run, and "
+                "the model needs no MLM head")
+
+    def needed(self, ctx: PrepareContext) -> bool:
+        """Whether any trial may start from the task-fitted encoder; self-training alone (btf=False) needs only
+        the unlabelled text (``unlabelled_languages``), which any encoder can label."""
+        return bool(_starts_from_btf(ctx))
 
     def check(self, ctx: PrepareContext) -> None:
         ctx.target_languages()
         mlm_steps(ctx)
+
+    def check_model(self, ctx: PrepareContext) -> None:
+        """BTF continues the model's MLM training: it needs the trained MLM head."""
+        from trainables.model_checks import MlmHeadMissing, check_mlm_head
+
+        try:
+            check_mlm_head(ctx.model_dir)
+        except MlmHeadMissing as exc:
+            raise PreparationError(str(exc).replace("SALT predicts tokens with it", "BTF continues its MLM training")
+                                   .replace("SALT predicts tokens with the MLM head", "BTF continues MLM training")
+                                   + " (self-training alone, btf=False, needs none)") from None
 
     def unlabelled_languages(self, ctx: PrepareContext) -> tuple[str, ...]:
         return ctx.target_languages()
@@ -69,7 +96,7 @@ class BtfRun(PrepareStep):
         """The BTF corpus and plan; the MLM run itself (Ray Train) runs in ``Preparation.run`` unless cached."""
         from trainables.data import load_raw, load_unlabelled
         from trainables.task_fitting.mlm import BtfPlan, btf_cache_path, build_corpus, is_cached, run_btf_cached
-        from trainables.model_checks import MlmHeadMissing, check_mlm_head, model_digest
+        from trainables.model_checks import model_digest
 
         task, settings = ctx.task, ctx.settings
         languages = ctx.target_languages()
@@ -87,13 +114,7 @@ class BtfRun(PrepareStep):
                        model_digest=model_digest(ctx.model_dir), languages=(task.source_language, *languages),
                        steps=steps, settings=settings)
         path = btf_cache_path(plan, cache_dir)
-        cached = is_cached(plan, cache_dir)
-        if not cached:
-            try:
-                check_mlm_head(ctx.model_dir)
-            except MlmHeadMissing as exc:
-                raise PreparationError(str(exc).replace("SALT predicts tokens with it", "BTF continues its MLM training")
-                                       .replace("SALT predicts tokens with the MLM head", "BTF continues MLM training")) from None
+        cached = is_cached(plan, cache_dir)  # the MLM head was checked before tokenisation (``check_model``)
         params = {"augment.cache_key": plan.key, "augment.cache_path": str(path), "btf.languages": ",".join(plan.languages),
                   "btf.steps": ",".join(map(str, steps)), "btf.corpus_rows": sum(len(t) for t in texts.values())}
         params.update({f"sweep.btf.{k}": v for k, v in ctx.settings_dict.items()})

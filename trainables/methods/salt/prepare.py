@@ -1,9 +1,10 @@
 """SALT's preparation step: choosing the languages and the candidate scan (the ``--salt-*`` flags).
 
-``prepare`` (no Ray) checks and plans: word lists, the language choice rule, each language's
-vocabulary, the scan's cache key, the MLM head (only when the scan must run), and the search
-space with one threshold per chosen language. ``Preparation.run`` (Ray is up) runs the Ray Data
-scan unless cached; the parent MLflow run gets tag ``augment.cache`` = ``hit`` / ``miss``.
+``check`` finds the word lists and ``check_model`` the model's MLM head, both before any tokenisation
+(and in ``--dry-run``). ``prepare`` (no Ray) checks and plans: the language choice rule, each language's
+vocabulary, the scan's cache key, and the search space with one threshold per chosen language.
+``Preparation.run`` (Ray is up) runs the Ray Data scan unless cached; the parent MLflow run gets tag
+``augment.cache`` = ``hit`` / ``miss``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,27 @@ class SaltScan(PrepareStep):
             raise ValueError(f"--salt-wordlists {settings.wordlists}: no such directory")
         return settings
 
+    def check(self, ctx: PrepareContext) -> None:
+        """The word lists, before the model and data are fetched (the smoke model's are generated: nothing to check)."""
+        from trainables.methods.salt.vocab import WordLists, WordListsUnavailable, check_word_lists
+
+        settings: ScanSettings = ctx.settings
+        if not settings.wordlists and ctx.smoke_wordlists is not None:
+            return
+        try:
+            check_word_lists(WordLists(settings.wordlists), ctx.task.target_languages, settings.languages)
+        except WordListsUnavailable as exc:
+            raise PreparationError(str(exc)) from None
+
+    def check_model(self, ctx: PrepareContext) -> None:
+        """The scan predicts tokens with the model's MLM head: refused without it, before any tokenisation."""
+        from trainables.model_checks import MlmHeadMissing, check_mlm_head
+
+        try:
+            check_mlm_head(ctx.model_dir)
+        except MlmHeadMissing as exc:
+            raise PreparationError(str(exc)) from None
+
     def describe(self, ctx: PrepareContext) -> tuple[list[str], dict[str, Any]]:
         from search_spaces.salt import PER_LANGUAGE, expand_per_language
 
@@ -108,7 +130,7 @@ class SaltScan(PrepareStep):
         from search_spaces.salt import expand_per_language
         from trainables.data import dataset_content_hash
         from trainables.methods.salt.scan import META_FILE, ScanPlan, cache_path, scan_cached
-        from trainables.model_checks import MlmHeadMissing, check_mlm_head, model_digest
+        from trainables.model_checks import model_digest
         from trainables.methods.salt.vocab import WordLists, WordListsUnavailable, choose_languages, language_vocab
 
         settings: ScanSettings = ctx.settings
@@ -140,12 +162,7 @@ class SaltScan(PrepareStep):
                         words_digests={lang: v.words_digest for lang, v in vocabs.items()})
         cache_dir = ctx.cache_dir
         path = cache_path(plan, cache_dir)
-        cached = (path / META_FILE).is_file()
-        if not cached:
-            try:
-                check_mlm_head(ctx.model_dir)
-            except MlmHeadMissing as exc:
-                raise PreparationError(str(exc)) from None
+        cached = (path / META_FILE).is_file()  # the MLM head was checked before tokenisation (``check_model``)
 
         params = {"augment.cache_key": plan.key, "augment.cache_path": str(path), "salt.languages": ",".join(languages),
                   "salt.language_rule": choice.rule, "salt.wordlists": lists.describe(), "salt.top_k": settings.top_k,

@@ -115,6 +115,16 @@ class LanguageChoice:
                          for v in rows)
 
 
+def check_word_lists(lists: WordLists, candidates: Sequence[str], given: Sequence[str] | None = None) -> None:
+    """Raise ``WordListsUnavailable`` unless English and every ``given`` language have a word list (without
+    ``given``: at least one candidate has one), before any model or data is loaded."""
+    missing = [lang for lang in ("en", *(given or ())) if not lists.has(lang)]
+    if not given and not any(lists.has(lang) for lang in candidates):
+        missing += list(candidates)
+    if missing:
+        raise WordListsUnavailable(lists.missing_message(missing))
+
+
 def choose_languages(tokenizer: Any, candidates: Sequence[str], lists: WordLists, *, count: int = 3,
                      given: Sequence[str] | None = None) -> LanguageChoice:
     """The paper's rule (top ``count`` by overlap, character-split languages skipped), or ``given``.

@@ -1,6 +1,7 @@
 """X-Mixup's (and translate-train's) preparation step: the translations, paired and tokenised once.
 
-``check`` finds the translations in seconds, before the model and data are fetched; ``prepare``
+``check`` finds the translations in seconds, before the model and data are fetched (``--dry-run``: a local
+directory's, or the missing flag); ``prepare``
 pairs and tokenises them (cached by content hash) and keeps the mixup layers the encoder has.
 The ``--xmixup-*`` flags: where the translations come from, the layers searched, and the
 reference code's behaviour (switches that fix knobs).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from trainables.method_spec import Preparation, PreparationError, PrepareContext, PrepareStep
@@ -77,6 +79,10 @@ class Translations(PrepareStep):
     def check(self, ctx: PrepareContext) -> None:
         from trainables.methods.xmixup.translations import TranslationsUnavailable, check_translations, resolve_translations
 
+        spec = ctx.settings.translations
+        fetched = spec is not None and not Path(spec).expanduser().is_dir()
+        if ctx.dry_run and (fetched or (spec is None and ctx.generated_data)):
+            return  # a hub dataset or generated (smoke): fetched or built, and checked, when the sweep starts
         dev_languages = ctx.task.target_languages if ctx.select_on == "multilingual-dev" else ()
         try:
             root = resolve_translations(ctx.settings.translations, ctx.task, ctx.cache_dir, smoke=ctx.generated_data)
