@@ -22,6 +22,7 @@ from orchestrator import cli
 from orchestrator.assets import Assets, generates_assets, load_assets, log_data_accounting, tokenize_assets
 from orchestrator.config import SweepConfig
 from orchestrator.cost_report import log_sweep_cost
+from orchestrator.memory_report import log_sweep_memory
 from orchestrator.best_from import BestFromError, ReusedSearch, find_best_from
 from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.paper_numbers import paper_model
@@ -162,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracker.finish("FAILED")
         cli.fail(str(exc))
 
-    cost = log_sweep_cost(tracker)  # per stage and arm on the parent run; under the table as legend lines
+    # per stage and arm on the parent run; under the table as legend lines, with the largest peak memory per arm
+    cost = log_sweep_cost(tracker) + log_sweep_memory(tracker)
     if "confirm" in state.stages_done:
         results = collect_confirm_results(tracker, task)
         settings = _report_settings(cfg, experiment, state, resolver)

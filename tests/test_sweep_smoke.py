@@ -200,6 +200,13 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
     trained = [c for c in children if "reused_from" not in c.data.tags]
     assert metrics["cost.total.cpu_hours"] == pytest.approx(sum(c.data.metrics.get("cpu_hours", 0.0) for c in trained))
     assert "CPU-hours per arm: " in proc.stdout
+    # What the trials needed (orchestrator.memory_report): every trained run its workers' peak host memory (a Ray
+    # worker holding torch and the data: hundreds of MiB at least), the parent the largest per arm, printed too.
+    assert all(c.data.metrics["peak_host_memory_gb"] > 0.1 for c in trained)
+    for arm in ("baseline", "baseline_tuned"):
+        assert metrics[f"memory.arm.{arm}.host_gb"] == pytest.approx(max(
+            c.data.metrics["peak_host_memory_gb"] for c in trained if c.data.tags["arm"] == arm))
+    assert "Peak memory per arm (largest trial, GiB): baseline host " in proc.stdout
 
     # Every confirm run carries its test predictions, which rescore to its metrics and feed the paired bootstrap.
     for child in confirm:
