@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fix a training setting or method knob, e.g. --set num_train_epochs=2")
     p.add_argument("--space", action="append", default=[], metavar="KEY=DIM", dest="space",
                    help="replace or add a search dimension, e.g. --space learning_rate='loguniform(1e-5,5e-5)'")
-    p.add_argument("--verbose", action="store_true", help="show Ray's worker logs")
+    p.add_argument("--verbose", action="store_true", help="show Ray's worker logs and the notices a default run keeps quiet")
     p.add_argument("--generalized-xnli", action=argparse.BooleanOptionalAction, default=None,
                    help="after each confirm run's test pass, score its kept weights on XNLI's 15 x 15 (premise "
                         "language, hypothesis language) pairs, SALT's generalized setting (default: on for salt_xnli "

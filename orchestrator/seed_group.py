@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from trainables.training.memory import PEAK_MEMORY_METRICS
+
 PER_SEED = "per_seed"
 """Key of a seed group's report that holds each seed's own report (seed as a string -> metrics)."""
 SEARCH_SEEDS = "search_seeds"
@@ -74,13 +76,14 @@ class SeedGroup:
         return self._mean({seed: finals[seed] for seed in self.seeds})
 
     def _mean(self, by_seed: dict[int, dict]) -> dict:
-        """Mean over the seeds of every number all of them report; ``<objective>_std`` (sample std)."""
+        """Mean over the seeds of every number all of them report (of a peak memory, the largest: one run's
+        peak, like a single-seed trial's); ``<objective>_std`` (sample std)."""
         shared = set.intersection(*(set(metrics) for metrics in by_seed.values()))
         out: dict = {}
         for key in sorted(shared):
             values = [metrics[key] for metrics in by_seed.values()]
             if all(_is_number(value) for value in values):
-                out[key] = sum(values) / len(values)
+                out[key] = max(values) if key in PEAK_MEMORY_METRICS else sum(values) / len(values)
         if self.objective in out:
             out[f"{self.objective}_std"] = _sample_std([metrics[self.objective] for metrics in by_seed.values()])
         out[SEARCH_SEEDS] = len(by_seed)

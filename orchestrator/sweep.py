@@ -8,6 +8,7 @@ stages are done, so ``--resume`` (or a rerun after Ctrl-C) continues where it st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ from orchestrator import cli
 from orchestrator.assets import Assets, generates_assets, load_assets, log_data_accounting, tokenize_assets
 from orchestrator.config import SweepConfig
 from orchestrator.cost_report import log_sweep_cost
+from orchestrator.memory_report import log_sweep_memory
 from orchestrator.best_from import BestFromError, ReusedSearch, find_best_from
 from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.paper_numbers import paper_model
@@ -28,6 +30,7 @@ from orchestrator.dry_run import describe_plan
 from orchestrator.plan import TrialResolver, arm_recipes, legend_notes, recipe_settings
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, check_model_inputs,
                                      prepare_method, unlabelled_languages)
+from orchestrator.quiet import local_cpus, local_gpus, quiet_known_noise, raylet_settings, startup_concurrency
 from orchestrator.reuse import identical_arm_notes
 from orchestrator.results import ReportSettings, collect_confirm_results, report_results, report_search_figures
 from orchestrator.significance import SignificanceOptions
@@ -74,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli.fail(str(exc))
         return 0
 
+    if not cfg.verbose:
+        quiet_known_noise()  # before the MLflow store is opened and Ray starts
     try:
         tracking_uri = resolve_tracking_uri(cfg.tracking_uri)
         check_tracking(tracking_uri)
@@ -165,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracker.finish("FAILED")
         cli.fail(str(exc))
 
-    cost = log_sweep_cost(tracker)  # per stage and arm on the parent run; under the table as legend lines
+    # per stage and arm on the parent run; under the table as legend lines, with the largest peak memory per arm
+    cost = log_sweep_cost(tracker) + log_sweep_memory(tracker)
     if "confirm" in state.stages_done:
         results = collect_confirm_results(tracker, task)
         settings = _report_settings(cfg, experiment, state, resolver)
@@ -309,11 +315,21 @@ def _start_ray(cfg: SweepConfig) -> dict[str, float]:
     local = {} if cfg.resources.address else {"include_dashboard": cfg.resources.ray_dashboard}
     if local:  # one machine: no node of it can be preempted, so no trial needs Ray Train's preemption watcher
         env_vars.setdefault(PREEMPTION_WATCHER_ENV, os.environ.get(PREEMPTION_WATCHER_ENV, "0"))
-    context = ray.init(address=cfg.resources.address, runtime_env={"env_vars": env_vars}, log_to_driver=cfg.verbose,
-                       logging_level="WARNING", ignore_reinit_error=True, **local)
+    with raylet_settings(_local_startup_concurrency(cfg)) if local else contextlib.nullcontext():
+        context = ray.init(address=cfg.resources.address, runtime_env={"env_vars": env_vars},
+                           log_to_driver=cfg.verbose, logging_level="WARNING", ignore_reinit_error=True, **local)
     if cfg.resources.ray_dashboard and context.dashboard_url:
         print(f"Ray dashboard: http://{context.dashboard_url}", flush=True)
     return ray.cluster_resources()
+
+
+def _local_startup_concurrency(cfg: SweepConfig) -> int:
+    """The Python processes the local Ray should expect at once (``orchestrator.quiet``), from the trials this
+    machine fits, as ``max_concurrent_trials`` will count them once Ray is up."""
+    cpus = local_cpus()
+    machine = {"CPU": float(cpus), "GPU": float(local_gpus())}
+    concurrent = max_concurrent_trials(cfg, machine, _gpus_per_trial(cfg, machine))
+    return startup_concurrency(concurrent, cfg.resources.workers_per_trial, cpus)
 
 
 def _plugins_environment() -> dict[str, str]:

@@ -40,6 +40,7 @@ from trainables.config import TrainConfig
 from trainables.methods import get_spec
 from trainables.method_spec import PhaseResult, RecipeTools
 from trainables.predictions import PREDICTIONS_FILE
+from trainables.training.memory import largest_peaks
 from trainables.worker import FAILED, train_loop_per_worker
 
 # No CPU, and a sliver of the head node's own resource: drivers (and their Train controllers) stay on the
@@ -165,16 +166,26 @@ def _run_seed_group(cfg: TrainConfig, seeds: tuple[int, ...], launch: TrainLaunc
 
 
 def _run_recipe(cfg: TrainConfig, launch: TrainLaunch, name: str, *, report) -> dict:
-    """A trial of several training runs: the method's recipe, each phase one Ray Train run ``<name>-<phase>``."""
+    """A trial of several training runs: the method's recipe, each phase one Ray Train run ``<name>-<phase>``.
+
+    Its reports carry the largest peak memory of the phases so far (``trainables.training.memory``), not the
+    last phase's: the phases run one after another, so the trial needed the largest."""
+    peaks: dict[str, float] = {}
 
     def fit(phase_cfg: TrainConfig, phase: str) -> PhaseResult:
         result = launch.fit(phase_cfg, f"{name}-{phase}", forward=False)
         kept = result.checkpoint.path if phase_cfg.keep_model and result.checkpoint else None
-        return PhaseResult(dict(result.return_value or {}), kept)
+        metrics = dict(result.return_value or {})
+        peaks.update(largest_peaks(peaks, metrics))
+        return PhaseResult(metrics, kept)
 
-    tools = RecipeTools(fit=fit, report=report, work_dir=Path(launch.storage_path) / f"{name}-pseudo",
+    def report_with_peaks(metrics: dict) -> None:
+        report({**metrics, **largest_peaks(peaks, metrics)})
+
+    tools = RecipeTools(fit=fit, report=report_with_peaks, work_dir=Path(launch.storage_path) / f"{name}-pseudo",
                         gpus_per_actor=launch.gpus_per_worker * launch.num_workers)
-    return get_spec(cfg.method).recipe(cfg, tools)
+    result = get_spec(cfg.method).recipe(cfg, tools)
+    return {**result, **largest_peaks(peaks, result)}
 
 
 def trainable(resolver: TrialResolver, launch: TrainLaunch):

@@ -22,6 +22,7 @@ from orchestrator.stats import summarize
 from orchestrator.tracking import PARENT_TAG, NestedRunCallback, SweepTracker
 from orchestrator.trial import TrainLaunch
 from orchestrator.results import collect_confirm_results
+from tests.rank_memory import current_rss_bytes
 from trainables.config import TrainConfig
 from trainables.training.distributed import DistContext, sum_over_ranks
 from trainables.training.memory import peak_memory
@@ -151,3 +152,6 @@ def test_the_loop_counts_the_samples_and_non_padding_tokens_it_trained_on(smoke_
     assert final["train_samples"] == len(split)
     assert final["train_tokens"] == sum(len(ids) for ids in split["input_ids"])
     assert "peak_gpu_memory_gb" not in final or torch.cuda.is_available()
+    # its process's peak host memory (one rank): at least what the process holds now, the model and data included
+    rss_now = current_rss_bytes() if Path("/proc/self/statm").exists() else 0
+    assert final["peak_host_memory_gb"] >= rss_now / 2 ** 30

@@ -45,8 +45,15 @@ def runs_of(workdir: Path, experiment: str, stages: tuple[str, ...] = ("search",
     return client, parents, children
 
 
-def _interrupt_after_first_confirm_trial(args: tuple[str, ...], workdir: Path) -> tuple[list, list]:
-    """Start a sweep, Ctrl-C it once a confirm trial has finished; the finished runs' (id, end time)."""
+# Lines every run printed before issue 22 (orchestrator.quiet): Ray's raylet warning about its worker processes,
+# Ray's token-auth notice and MLflow's table creation. A default run prints none of them.
+NOISE = ("maximum expected startup concurrency", "Token authentication is enabled for this Ray cluster",
+         "Creating initial MLflow database tables", "Updating database tables")
+
+
+def _interrupt_after_first_confirm_trial(args: tuple[str, ...], workdir: Path) -> tuple[list, list, str]:
+    """Start a sweep, Ctrl-C it once a confirm trial has finished; the finished runs' (id, end time) and what
+    the sweep printed (stdout and stderr)."""
     proc = subprocess.Popen(sweep_command(*args), cwd=workdir, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     confirm_done: list[tuple[str, int]] = []
@@ -72,7 +79,7 @@ def _interrupt_after_first_confirm_trial(args: tuple[str, ...], workdir: Path) -
     output, _ = proc.communicate(timeout=180)
     assert proc.returncode == 130, output[-3000:]
     assert "--resume" in output
-    return search_done, confirm_done
+    return search_done, confirm_done, output
 
 
 def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
@@ -82,7 +89,7 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
     search is not rerun, no finished trial reruns, and what a researcher opens is complete."""
     args = ("baseline_xnli", "--profile", "smoke")
     seed_smoke_cache(tmp_path, *args)  # the toy method's sweep (tests/test_method_contract.py) builds its own
-    search_done, confirm_done = _interrupt_after_first_confirm_trial(args, tmp_path)
+    search_done, confirm_done, first_output = _interrupt_after_first_confirm_trial(args, tmp_path)
     assert len(search_done) == 2
 
     started = time.monotonic()
@@ -91,6 +98,9 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     print(f"the resumed sweep took {time.monotonic() - started:.0f} s")
     assert "[search]" not in proc.stdout  # the finished stage is not run again
+    # No noise (the first run created the MLflow store and started Ray; the resumed one started Ray again).
+    for line in NOISE:
+        assert line not in first_output and line not in proc.stdout + proc.stderr, line
     assert "baseline_xnli: test accuracy per language" in proc.stdout and "baseline_tuned" in proc.stdout
     # The legend: the marks in both directions, the correction, the search protocol, the published numbers.
     assert "† significantly better, ▼ significantly worse than baseline: paired t-test over seeds, p adjusted " \
@@ -190,6 +200,13 @@ def test_smoke_sweep_interrupted_and_resumed_end_to_end(tmp_path):
     trained = [c for c in children if "reused_from" not in c.data.tags]
     assert metrics["cost.total.cpu_hours"] == pytest.approx(sum(c.data.metrics.get("cpu_hours", 0.0) for c in trained))
     assert "CPU-hours per arm: " in proc.stdout
+    # What the trials needed (orchestrator.memory_report): every trained run its workers' peak host memory (a Ray
+    # worker holding torch and the data: hundreds of MiB at least), the parent the largest per arm, printed too.
+    assert all(c.data.metrics["peak_host_memory_gb"] > 0.1 for c in trained)
+    for arm in ("baseline", "baseline_tuned"):
+        assert metrics[f"memory.arm.{arm}.host_gb"] == pytest.approx(max(
+            c.data.metrics["peak_host_memory_gb"] for c in trained if c.data.tags["arm"] == arm))
+    assert "Peak memory per arm (largest trial, GiB): baseline host " in proc.stdout
 
     # Every confirm run carries its test predictions, which rescore to its metrics and feed the paired bootstrap.
     for child in confirm:

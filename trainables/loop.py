@@ -5,8 +5,9 @@ schedule and warmup, bf16 autocast where the GPU supports it, gradient accumulat
 evaluation every N optimizer steps on the selection split, keeping only the best weights, and
 the final test of every language with them (the scoring itself is ``trainables.evaluation``). A
 method (``trainables.methods``) supplies the model, the training examples and the loss. The final
-report also says what the run trained on (``train_samples``, ``train_tokens``: non-padding tokens) and,
-on a GPU, its peak memory (``trainables.training.memory``): the sweep's cost accounting.
+report also says what the run trained on (``train_samples``, ``train_tokens``: non-padding tokens), its
+workers' peak host memory and, on a GPU, its peak device memory (``trainables.training.memory``): the sweep's
+cost accounting.
 
 Runs resume exactly. At an evaluation (at most every ``checkpoint_every_s`` seconds) the loop
 checkpoints what it needs to go on: weights, optimizer, schedule, where it is in the epoch's
@@ -44,7 +45,7 @@ from trainables.training.data_order import set_epoch, train_loader
 from trainables.training.distributed import DistContext, local_context, sum_over_ranks, unwrap
 from trainables.training.divergence import RunningLoss, TrainingDiverged, ensure_finite
 from trainables.training.optim import adamw, linear_schedule, optimizer_step
-from trainables.training.memory import peak_memory, reset_peak_memory
+from trainables.training.memory import peak_host_memory, peak_memory, reset_peak_memory
 from trainables.training.pace import (SAMPLES_PER_SECOND, TRAIN_SAMPLES, TRAIN_TOKENS, Pace, non_padding_tokens,
                                       samples_per_second)
 from trainables.training.precision import autocast_factory
@@ -195,6 +196,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
         final.update(evaluator.cka_scores(load_tokenized(cfg.cka_path)))
     final.update(method.run_metrics())
     final.update(peak_memory(ctx.device))  # after the test passes: the run's peak on its GPU, all of it counted
+    final.update(peak_host_memory(ctx))  # every rank's process peak, summed (a collective: every rank is here)
 
     def write_final(folder: Path) -> None:
         if cfg.keep_model:
