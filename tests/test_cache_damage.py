@@ -84,7 +84,8 @@ def test_the_manifest_names_what_is_wrong(tmp_path):
     (entry / MANIFEST_FILE).unlink()
     assert check_entry(entry, "fmt-v1") == f"no {MANIFEST_FILE}: written before manifests or never finished"
     lines: list[str] = []
-    assert not usable_entry(entry, "fmt-v1", log=lines.append) and len(lines) == 1
+    assert not usable_entry(entry, "fmt-v1", log=lines.append)
+    assert lines == [f"cache entry {entry} has no manifest (written before manifests, or never finished): rebuilding"]
     assert not usable_entry(tmp_path / "absent", "fmt-v1", log=lines.append) and len(lines) == 1  # absent: quiet
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 MANIFEST_FILE = ".xlt-manifest.json"
 MANIFEST_VERSION = "xlt-cache-manifest-v1"
 SAMPLE_BYTES = 64 * 1024
+NO_MANIFEST = f"no {MANIFEST_FILE}: written before manifests or never finished"
 
 
 def _package_version() -> str:
@@ -90,7 +91,7 @@ def check_entry(folder: str | Path, cache_format: str) -> str | None:
         manifest = json.loads((folder / MANIFEST_FILE).read_text())
         files = manifest["files"]
     except FileNotFoundError:
-        return f"no {MANIFEST_FILE}: written before manifests or never finished"
+        return NO_MANIFEST
     except (OSError, ValueError, KeyError, TypeError):
         return f"{MANIFEST_FILE} is unreadable"
     if manifest.get("format") != cache_format:
@@ -119,7 +120,10 @@ def usable_entry(folder: str | Path, cache_format: str, *, log: Callable[[str], 
     damage = check_entry(folder, cache_format)
     if damage is None:
         return True
-    log(f"cache entry {folder} is damaged ({damage}): rebuilding")
+    if damage == NO_MANIFEST:  # most likely a cache from before manifests: not damaged, but unverifiable
+        log(f"cache entry {folder} has no manifest (written before manifests, or never finished): rebuilding")
+    else:
+        log(f"cache entry {folder} is damaged ({damage}): rebuilding")
     return False
 
 
@@ -133,5 +137,5 @@ def intact(cache_format: str) -> Callable[[Path], bool]:
     return lambda target: check_entry(target, cache_format) is None
 
 
-__all__ = ["MANIFEST_FILE", "MANIFEST_VERSION", "SAMPLE_BYTES", "check_entry", "damaged_or_absent", "intact",
+__all__ = ["MANIFEST_FILE", "MANIFEST_VERSION", "NO_MANIFEST", "SAMPLE_BYTES", "check_entry", "damaged_or_absent", "intact",
            "sample_digest", "usable_entry", "write_manifest"]
