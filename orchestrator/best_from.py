@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from orchestrator.experiments import EXPERIMENTS, Experiment, get_experiment
@@ -73,6 +74,20 @@ def find_best_from(client, sweep_ids: tuple[str, ...], experiment: Experiment,
             value = run.data.metrics.get(f"search{search.prefix}_best_dev_{_metric(experiment)}")
             out[mine.name] = ReusedSearch(mine.name, sweep_id, best, value, run.info.run_id)
     return out
+
+
+def check_store_exists(tracking_uri: str, sweep_ids: tuple[str, ...]) -> None:
+    """A local MLflow store that does not exist holds no sweep: refused before it is opened, since opening a
+    SQLite store creates it (a refused command must leave no ``mlflow.db`` behind)."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri[len("sqlite:///"):])
+    elif "://" not in tracking_uri:
+        path = Path(tracking_uri)
+    else:
+        return
+    if not path.exists():
+        raise BestFromError(f"--best-from {sweep_ids[0]}: no sweep {sweep_ids[0]} in the MLflow store {tracking_uri} "
+                            "(there is no such store); pass the --tracking-uri that sweep logged to")
 
 
 def _parent_run(client, sweep_id: str):

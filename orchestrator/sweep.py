@@ -23,8 +23,9 @@ from orchestrator.assets import Assets, generates_assets, load_assets, log_data_
 from orchestrator.config import SweepConfig
 from orchestrator.cost_report import log_sweep_cost
 from orchestrator.memory_report import log_sweep_memory
-from orchestrator.best_from import BestFromError, ReusedSearch, find_best_from
+from orchestrator.best_from import BestFromError, ReusedSearch, check_store_exists, find_best_from
 from orchestrator.experiments import Experiment, get_experiment
+from orchestrator.footprint import Footprint
 from orchestrator.paper_numbers import paper_model
 from orchestrator.dry_run import describe_plan
 from orchestrator.plan import TrialResolver, arm_recipes, legend_notes, recipe_settings
@@ -42,6 +43,7 @@ from trainables import faults
 from trainables.config import TrainConfig
 from trainables.data import DataUnavailable
 from trainables.models import ModelUnavailable
+from trainables.publish import recording
 from trainables.tasks import TaskSpec, get_task
 
 # What every Ray worker process gets: no hub access (the driver resolved model and data), quiet
@@ -79,37 +81,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not cfg.verbose:
         quiet_known_noise()  # before the MLflow store is opened and Ray starts
+    tracking_uri = resolve_tracking_uri(cfg.tracking_uri)
+    # what the checks build before they can refuse (smoke assets, tokenised data) goes again on a refusal
+    footprint = Footprint.record(cfg.storage_path, tracking_uri)
     try:
-        tracking_uri = resolve_tracking_uri(cfg.tracking_uri)
-        check_tracking(tracking_uri)
-        resumed = find_sweep(cfg.storage_path, cfg.resume, cfg.experiment) if cfg.resume else None
-        if resumed is not None:
-            _check_resume_matches(cfg, SweepState.load(resumed), skip=("space", "spaces"))
-        reused = _reused_searches(cfg, experiment, tracking_uri, resumed)
-        if not cfg.verbose:
-            _quiet_progress_bars()
-        check_method_inputs(cfg, experiment, task)
-        unlabelled = unlabelled_languages(cfg, experiment, task)
-        # a user's data is read (and refused) before any cluster work; generated smoke assets are written into
-        # the storage, so on a cluster they wait until every node is known to see it
-        loaded = None if generates_assets(cfg) else load_assets(cfg, task, unlabelled=unlabelled)
-        cluster = None
-        if cfg.resources.address:  # joining a cluster: every node must see the storage before anything is put there
-            cluster = _start_ray(cfg)
-            check_storage_is_shared(cfg.storage_path, tracking_uri)
-        if loaded is None:
-            loaded = load_assets(cfg, task, unlabelled=unlabelled)
-        print(loaded.accounting.render(), flush=True)
-        check_model_inputs(cfg, experiment, task, loaded.model_dir)  # e.g. an MLM head, before any tokenisation
-        assets = tokenize_assets(cfg, task, loaded)
-        preparation = prepare_method(cfg, experiment, task, assets)
-        if preparation.space is not None:
-            cfg.space = preparation.space  # e.g. one SALT threshold per chosen language
-        cfg.spaces.update(preparation.spaces)  # the named searches' spaces, as their methods' steps shaped them
-        if resumed is not None:  # the space is known now
-            _check_resume_matches(cfg, SweepState.load(resumed))
+        with recording() as footprint.published:
+            check_tracking(tracking_uri)
+            resumed = find_sweep(cfg.storage_path, cfg.resume, cfg.experiment) if cfg.resume else None
+            if resumed is not None:
+                _check_resume_matches(cfg, SweepState.load(resumed), skip=("space", "spaces"))
+            reused = _reused_searches(cfg, experiment, tracking_uri, resumed)
+            if not cfg.verbose:
+                _quiet_progress_bars()
+            check_method_inputs(cfg, experiment, task)
+            unlabelled = unlabelled_languages(cfg, experiment, task)
+            # a user's data is read (and refused) before any cluster work; generated smoke assets are written into
+            # the storage, so on a cluster they wait until every node is known to see it
+            loaded = None if generates_assets(cfg) else load_assets(cfg, task, unlabelled=unlabelled)
+            cluster = None
+            if cfg.resources.address:  # joining a cluster: every node must see the storage before anything is put there
+                cluster = _start_ray(cfg)
+                check_storage_is_shared(cfg.storage_path, tracking_uri)
+            if loaded is None:
+                loaded = load_assets(cfg, task, unlabelled=unlabelled)
+            print(loaded.accounting.render(), flush=True)
+            check_model_inputs(cfg, experiment, task, loaded.model_dir)  # e.g. an MLM head, before any tokenisation
+            assets = tokenize_assets(cfg, task, loaded)
+            preparation = prepare_method(cfg, experiment, task, assets)
+            if preparation.space is not None:
+                cfg.space = preparation.space  # e.g. one SALT threshold per chosen language
+            cfg.spaces.update(preparation.spaces)  # the named searches' spaces, as their methods' steps shaped them
+            if resumed is not None:  # the space is known now
+                _check_resume_matches(cfg, SweepState.load(resumed))
     except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume, PreparationError,
             StorageNotShared, BestFromError) as exc:
+        footprint.undo()
         cli.fail(str(exc))
     if cluster is None:  # a local Ray: one node, nothing to probe
         cluster = _start_ray(cfg)
@@ -231,6 +237,7 @@ def _reused_searches(cfg: SweepConfig, experiment: Experiment, tracking_uri: str
     sweep recorded them when it started."""
     if not cfg.best_from or (resumed is not None and SweepState.load(resumed).best_from):
         return {}
+    check_store_exists(tracking_uri, cfg.best_from)
     return find_best_from(open_client(tracking_uri), cfg.best_from, experiment, cfg.model)
 
 

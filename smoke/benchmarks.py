@@ -13,9 +13,9 @@ from smoke.builds import (
     DATA_MARKER,
     DEFAULT_SIZES,
     GENERATOR_VERSION,
+    is_built,
     publish_build,
     quiet_progress,
-    read_marker,
 )
 from smoke.lexicon import LATIN, SCRIPT_BLOCKS, Lexicon, language_lexicon, seeded_rng
 from trainables.publish import scratch_dir
@@ -321,7 +321,7 @@ def build_smoke_data(
         "n_test": n_test,
         "seed": seed,
     }
-    if read_marker(target / DATA_MARKER) == expected:
+    if is_built(target, DATA_MARKER, expected):
         return target
     with scratch_dir(target) as scratch:
         sizes = {"train": n_train, "validation": n_dev, "test": n_test}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 
+from trainables.cache_manifest import check_entry, usable_entry, write_manifest
 from trainables.publish import publish_dir
 
 GENERATOR_VERSION = "smoke-data-v4"  # v4: XNLI dev and test parallel across languages
@@ -37,9 +38,25 @@ def read_marker(path: Path) -> dict | None:
         return None
 
 
-def publish_build(scratch: Path, target: Path, marker: str, expected: dict) -> Path:
-    """Move a finished build into place atomically; a stale build is moved aside first, a concurrent winner kept."""
-    def built_as_expected(folder: Path) -> bool:
-        return read_marker(folder / marker) == expected
+def _format(expected: dict) -> str:
+    """The cache format a build's manifest records: its generator's version (``trainables.cache_manifest``)."""
+    return str(expected["version"])
 
+
+def is_built(target: Path, marker: str, expected: dict) -> bool:
+    """Whether ``target`` holds the build ``expected`` describes, intact. A build from another recipe is quietly
+    rebuilt; one whose files were damaged after it was published gets one line first (``usable_entry``)."""
+    found = read_marker(target / marker)
+    if found is not None and found != expected:
+        return False  # built from another recipe
+    return usable_entry(target, _format(expected)) and found == expected
+
+
+def publish_build(scratch: Path, target: Path, marker: str, expected: dict) -> Path:
+    """Move a finished build into place atomically, with its manifest; a stale or damaged build is moved aside
+    first, a concurrent winner kept."""
+    def built_as_expected(folder: Path) -> bool:
+        return read_marker(folder / marker) == expected and check_entry(folder, _format(expected)) is None
+
+    write_manifest(scratch, _format(expected))
     return publish_dir(scratch, target, complete=built_as_expected, stale=lambda folder: not built_as_expected(folder))

@@ -15,8 +15,8 @@ from smoke.builds import (
     GENERATOR_VERSION,
     MODEL_MARKER,
     MODEL_VERSION,
+    is_built,
     publish_build,
-    read_marker,
 )
 from smoke.lexicon import VOCAB_TASKS, language_lexicon
 from trainables.publish import scratch_dir
@@ -100,7 +100,7 @@ def build_smoke_model(out_root: str | Path, *, seed: int = 0) -> Path:
     }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     target = Path(out_root) / "smoke-model" / digest
-    if read_marker(target / MODEL_MARKER) == recipe:
+    if is_built(target, MODEL_MARKER, recipe):
         return target  # without importing torch and the BERT classes: seconds of every later sweep's start
     import torch
     from transformers import BertConfig, BertForMaskedLM
@@ -128,7 +128,7 @@ def build_smoke_wordlists(out_root: str | Path, *, seed: int = 0) -> Path:
     vocab_tasks = [TASKS[name] for name in VOCAB_TASKS]
     expected = {"version": GENERATOR_VERSION, "seed": seed, "languages": languages}
     target = Path(out_root) / "smoke-wordlists"
-    if read_marker(target / DATA_MARKER) == expected:
+    if is_built(target, DATA_MARKER, expected):
         return target
     with scratch_dir(target, "wordlists") as scratch:
         scratch.mkdir(parents=True)

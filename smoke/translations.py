@@ -11,8 +11,8 @@ from smoke.builds import (
     DATA_MARKER,
     DEFAULT_SIZES,
     GENERATOR_VERSION,
+    is_built,
     publish_build,
-    read_marker,
 )
 from smoke.lexicon import language_lexicon, seeded_rng
 from trainables.publish import scratch_dir
@@ -66,7 +66,7 @@ def build_smoke_translations(task: TaskSpec, out_root: str | Path, *, seed: int 
         "sizes": DEFAULT_SIZES,
         "seed": seed,
     }
-    if read_marker(target / DATA_MARKER) == expected:
+    if is_built(target, DATA_MARKER, expected):
         return target
     fields, names = task.text_fields, task.label_names
     with scratch_dir(target) as scratch:

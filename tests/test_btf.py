@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
 import trainables.task_fitting.mlm as btf_mlm
+from trainables.cache_manifest import write_manifest
 from trainables.task_fitting.mlm import (BtfFailed, BtfPlan, BtfSettings, btf_cache_path, build_corpus, checkpoint_dir,
                                 is_cached, make_plan, run_btf_cached)
 from trainables.task_fitting.worker import (TRAINING_STATE, BatchOrder, MaskedLmLoss, MlmBatches, masked_targets, shard,
@@ -183,7 +184,7 @@ def btf_run(ray_session, smoke_model, corpus, tmp_path_factory):
 def test_one_job_leaves_a_loadable_model_at_every_requested_step(btf_run, smoke_model):
     plan, root, result, _seconds = btf_run
     assert not result.hit and result.key == plan.key and is_cached(plan, root / "cache")
-    assert sorted(p.name for p in result.path.iterdir()) == ["btf.json", "step-10", "step-5"]
+    assert sorted(p.name for p in result.path.iterdir()) == [".xlt-manifest.json", "btf.json", "step-10", "step-5"]
     original = _weights(Path(smoke_model))
     weights = {}
     for steps in plan.steps:
@@ -227,6 +228,29 @@ def test_a_shorter_run_gives_the_same_checkpoint(btf_run):
     for name in ours:  # bitwise: same ops, same thread count, every random draw seeded by (seed, step)
         assert torch.equal(ours[name], theirs[name]), name
     assert short.meta["mlm_loss"]["5"] == result.meta["mlm_loss"]["5"]
+
+
+def test_a_damaged_checkpoint_cache_is_retrained_with_one_line(btf_run, tmp_path):
+    """A checkpoint truncated after the cache was published (issue 20 item 4): the next call says so in one line,
+    does not use it, and trains the entry again, bit for bit the same."""
+    import shutil
+
+    from tests.test_cache_damage import truncate
+
+    plan, root, result, _seconds = btf_run
+    copy = tmp_path / "cache" / "btf" / result.path.name  # the module's entry stays intact for the other tests
+    shutil.copytree(result.path, copy)
+    weights = copy / "step-10" / "model.safetensors"
+    new, old = truncate(weights)
+    assert not is_cached(plan, tmp_path / "cache")
+    lines: list[str] = []
+    again = run_btf_cached(plan, tmp_path / "cache", storage_path=str(tmp_path / "ray"), log=lines.append)
+    assert [line for line in lines if "is damaged" in line] == [
+        f"cache entry {copy} is damaged (file step-10/model.safetensors: size {new}, expected {old}): rebuilding"]
+    assert not again.hit and again.path == copy and is_cached(plan, tmp_path / "cache")
+    ours, theirs = _weights(copy / "step-10"), _weights(result.checkpoint(10))
+    assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+    assert not [p for p in copy.parent.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock")]
 
 
 @pytest.mark.slow
@@ -291,6 +315,7 @@ def test_a_second_caller_waits_for_the_job_on_the_same_key_and_gets_its_cache(sm
             time.sleep(0.5)
             target.mkdir(parents=True)
             (target / "btf.json").write_text(json.dumps({"key": plan.key}))
+            write_manifest(target, btf_mlm.BTF_FORMAT)  # what a publish leaves: the entry with its manifest
 
     thread = threading.Thread(target=other_job)
     thread.start()

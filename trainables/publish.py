@@ -8,7 +8,9 @@ half-way leaves only its hidden scratch copy, which the next build does not look
 * ``publish_dir(built, target, ...)``: rename a finished folder onto ``target``; a concurrent
   publisher that got there first keeps its copy when it is complete, a stale one is moved aside;
 * ``publish_file(target)``: a temporary path to write, renamed onto ``target`` when the block ends
-  without an error (and deleted when it raises).
+  without an error (and deleted when it raises);
+* ``recording()``: the targets this process publishes while the block runs, so that a sweep refused
+  after it built something (``orchestrator.footprint``) can take exactly that away again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,28 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+
+_RECORDERS: list[list[Path]] = []  # one list per open ``recording()`` block
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Path]]:
+    """A list that collects every new target this process publishes (``publish_dir``, ``publish_file``) in the block.
+
+    Only our own renames onto a path that did not exist count: a concurrent publisher's copy that we kept
+    instead is theirs, and a stale or damaged entry we replaced was there before."""
+    published: list[Path] = []
+    _RECORDERS.append(published)
+    try:
+        yield published
+    finally:
+        _RECORDERS.remove(published)
+
+
+def _record(target: Path) -> None:
+    for published in _RECORDERS:
+        published.append(target)
 
 
 def _tag() -> str:
@@ -50,12 +74,15 @@ def publish_dir(built: str | Path, target: str | Path, *, complete: Callable[[Pa
     when ``complete(target)``; otherwise the error is raised.
     """
     built, target = Path(built), Path(target)
+    new = not target.exists()
     aside = None
     if target.exists() and stale(target):
         aside = target.with_name(f".old-{target.name}-{_tag()}")
         os.replace(target, aside)
     try:
         os.replace(built, target)
+        if new:
+            _record(target)
     except OSError:
         if not complete(target):
             raise
@@ -71,8 +98,11 @@ def publish_file(target: str | Path) -> Iterator[Path]:
     block ends normally, deleted when it raises."""
     target = Path(target)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    new = not target.exists()
     try:
         yield temporary
         os.replace(temporary, target)
+        if new:
+            _record(target)
     finally:
         temporary.unlink(missing_ok=True)

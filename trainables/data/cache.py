@@ -11,6 +11,7 @@ import datasets
 import pyarrow as pa
 from datasets import Dataset, DatasetDict
 
+from trainables.cache_manifest import damaged_or_absent, intact, usable_entry, write_manifest
 from trainables.publish import publish_dir, scratch_dir
 from trainables.tasks import TaskSpec
 
@@ -88,11 +89,12 @@ def publish_cached(cache_dir: str | Path, key: str, build: Callable[[Path], Data
     """``cache_dir/tokenized/<key[:16]>``, built by ``build(work_dir)`` and saved unless it is there already.
 
     The folder appears atomically (saved aside, then renamed), so concurrent sweeps either see a
-    complete cache or none; when two build it at once, the loser's copy is discarded.
+    complete cache or none; when two build it at once, the loser's copy is discarded. Its manifest
+    (``trainables.cache_manifest``) is checked on every call: a damaged entry is rebuilt, with one line.
     """
     folder = Path(cache_dir) / "tokenized"
     target = folder / key[:16]
-    if (target / "dataset_dict.json").exists():
+    if usable_entry(target, data_format):
         return target
     meta = {"key": key, "task": task.name, "max_length": max_length, "tokenizer_dir": str(tokenizer_dir),
             "format": data_format}
@@ -100,7 +102,8 @@ def publish_cached(cache_dir: str | Path, key: str, build: Callable[[Path], Data
         (scratch / "work").mkdir(parents=True)
         build(scratch / "work").save_to_disk(str(scratch / "data"))
         (scratch / "data" / "xlt_tokenized.json").write_text(json.dumps(meta, indent=1))
-        publish_dir(scratch / "data", target, complete=lambda done: (done / "dataset_dict.json").exists())
+        write_manifest(scratch / "data", data_format)
+        publish_dir(scratch / "data", target, complete=intact(data_format), stale=damaged_or_absent(data_format))
     return target
 
 

@@ -33,9 +33,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from trainables.task_fitting.settings import BtfSettings
+from trainables.cache_manifest import check_entry, damaged_or_absent, intact, usable_entry, write_manifest
 from trainables.publish import publish_dir, scratch_dir, scratch_path
 
 BTF_FORMAT = "btf-mlm-v1"
+CORPUS_FORMAT = "btf-corpus-v1"
 META_FILE = "btf.json"
 
 
@@ -106,14 +108,17 @@ def checkpoint_dir(path: str | Path, steps: int) -> Path:
 
 
 def _read_meta(target: Path, key: str) -> dict | None:
+    """The entry's ``btf.json`` when it is for ``key`` and the entry is intact (``trainables.cache_manifest``)."""
     meta_path = target / META_FILE
-    if not meta_path.is_file():
+    if not meta_path.is_file() or check_entry(target, BTF_FORMAT) is not None:
         return None
     meta = json.loads(meta_path.read_text())
     return meta if meta.get("key") == key else None
 
 
 def is_cached(plan: BtfPlan, cache_dir: str | Path) -> bool:
+    """Whether the checkpoints of ``plan`` are cached and intact; quiet (``run_btf_cached`` says so when it
+    rebuilds a damaged entry)."""
     return _read_meta(btf_cache_path(plan, cache_dir), plan.key) is not None
 
 
@@ -156,11 +161,12 @@ def build_corpus(texts_by_language: Mapping[str, Any], out_dir: str | Path, *, s
     corpus = Dataset.from_dict({"text": [rows[i] for i in order]}, features=Features({"text": Value("string")}))
     digest = dataset_content_hash(corpus)
     target = Path(out_dir) / f"btf-corpus-{digest[:16]}"
-    if not (target / "dataset_info.json").is_file():
+    if not usable_entry(target, CORPUS_FORMAT):
         with scratch_dir(target) as scratch:
             corpus.save_to_disk(str(scratch))
-            # a concurrent build of the same content that won keeps its copy
-            publish_dir(scratch, target, complete=lambda done: (done / "dataset_info.json").is_file())
+            write_manifest(scratch, CORPUS_FORMAT)
+            # a concurrent build of the same content that won keeps its copy (when intact); a damaged one goes
+            publish_dir(scratch, target, complete=intact(CORPUS_FORMAT), stale=damaged_or_absent(CORPUS_FORMAT))
     return target, digest
 
 
@@ -276,7 +282,7 @@ def run_btf_cached(plan: BtfPlan, cache_dir: str | Path, *, storage_path: str, n
     """
     key = plan.key
     target = btf_cache_path(plan, cache_dir)
-    meta = _read_meta(target, key)
+    meta = _read_meta(target, key) if usable_entry(target, BTF_FORMAT, log=log) else None
     if meta is not None:
         return BtfResult(target, key, True, meta)
     plan.settings.validate()
@@ -326,8 +332,10 @@ def _train_and_publish(plan: BtfPlan, target: Path, *, storage_path: str, num_wo
         meta = _meta(plan, rows, metrics, result.return_value or {}, time.perf_counter() - started,
                      num_workers=num_workers, use_gpu=use_gpu)
         (scratch / "out" / META_FILE).write_text(json.dumps(meta, indent=1))
-        # a concurrent sweep that published the same key first keeps its copy
-        publish_dir(scratch / "out", target, complete=lambda done: _read_meta(done, key) is not None)
+        write_manifest(scratch / "out", BTF_FORMAT)
+        # a concurrent sweep that published the same key first keeps its copy (when intact); a damaged one goes
+        publish_dir(scratch / "out", target, complete=lambda done: _read_meta(done, key) is not None,
+                    stale=damaged_or_absent(BTF_FORMAT))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     _remove_run(result, log)

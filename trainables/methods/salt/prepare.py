@@ -129,7 +129,7 @@ class SaltScan(PrepareStep):
 
         from search_spaces.salt import expand_per_language
         from trainables.data import dataset_content_hash
-        from trainables.methods.salt.scan import META_FILE, ScanPlan, cache_path, scan_cached
+        from trainables.methods.salt.scan import ScanPlan, cache_path, is_cached, scan_cached
         from trainables.model_checks import model_digest
         from trainables.methods.salt.vocab import WordLists, WordListsUnavailable, choose_languages, language_vocab
 
@@ -162,7 +162,7 @@ class SaltScan(PrepareStep):
                         words_digests={lang: v.words_digest for lang, v in vocabs.items()})
         cache_dir = ctx.cache_dir
         path = cache_path(plan, cache_dir)
-        cached = (path / META_FILE).is_file()  # the MLM head was checked before tokenisation (``check_model``)
+        cached = is_cached(plan, cache_dir)  # the MLM head was checked before tokenisation (``check_model``)
 
         params = {"augment.cache_key": plan.key, "augment.cache_path": str(path), "salt.languages": ",".join(languages),
                   "salt.language_rule": choice.rule, "salt.wordlists": lists.describe(), "salt.top_k": settings.top_k,

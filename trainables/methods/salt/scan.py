@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from trainables.cache_manifest import check_entry, damaged_or_absent, intact, usable_entry, write_manifest
 from trainables.publish import publish_dir, scratch_path
 
 if TYPE_CHECKING:
@@ -263,8 +264,14 @@ class ScanResult:
 
 
 def cache_path(plan: ScanPlan, cache_dir: str | Path) -> Path:
-    """Where the candidates of ``plan`` live (complete once ``scan.json`` is there)."""
+    """Where the candidates of ``plan`` live (complete once ``scan.json`` and the manifest are there)."""
     return Path(cache_dir) / "salt-candidates" / plan.key[:16]
+
+
+def is_cached(plan: ScanPlan, cache_dir: str | Path) -> bool:
+    """Whether the candidates of ``plan`` are cached and intact (``trainables.cache_manifest``); quiet:
+    ``scan_cached`` says so when it rebuilds a damaged entry."""
+    return check_entry(cache_path(plan, cache_dir), SCAN_FORMAT) is None
 
 
 def scan_cached(plan: ScanPlan, train: Any, cache_dir: str | Path, *, batch_size: int, gpus_per_actor: float,
@@ -273,7 +280,7 @@ def scan_cached(plan: ScanPlan, train: Any, cache_dir: str | Path, *, batch_size
     key = plan.key
     target = cache_path(plan, cache_dir)
     meta_path = target / META_FILE
-    if meta_path.is_file():
+    if usable_entry(target, SCAN_FORMAT, log=log):
         meta = json.loads(meta_path.read_text())
         if meta.get("key") == key:
             return ScanResult(target, True, key, meta)
@@ -294,9 +301,10 @@ def scan_cached(plan: ScanPlan, train: Any, cache_dir: str | Path, *, batch_size
                 "top_k": plan.top_k, "max_length": plan.max_length, "model_dir": plan.model_dir,
                 "plan": {k: v for k, v in asdict(plan).items() if k != "vocab"}}
         (scratch / "parts" / META_FILE).write_text(json.dumps(meta, indent=1))
+        write_manifest(scratch / "parts", SCAN_FORMAT)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # a concurrent sweep that published the same key first keeps its copy
-        publish_dir(scratch / "parts", target, complete=lambda done: (done / META_FILE).is_file())
+        # a concurrent sweep that published the same key first keeps its copy (when intact); a damaged one goes
+        publish_dir(scratch / "parts", target, complete=intact(SCAN_FORMAT), stale=damaged_or_absent(SCAN_FORMAT))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log(f"[salt] scan done in {meta['seconds']:.1f} s ({meta['sentences_per_second']:.1f} sentences/s): {target}")
