@@ -127,10 +127,12 @@ class TrialResolver:
         return self.search_seeds[0]
 
 
-def describe_plan(cfg, experiment, task) -> str:
-    """The resolved plan of a sweep, as ``--dry-run`` prints it (nothing is started)."""
+def describe_plan(cfg, experiment, task, probe: dict | None = None) -> str:
+    """The resolved plan of a sweep, as ``--dry-run`` prints it (nothing is started; ``probe``: the rates
+    ``--probe`` measured, by device kind)."""
     import os
 
+    from orchestrator.estimate import estimate_lines, planned_kinds
     from orchestrator.preparation import describe_preparation
     from search_spaces.spec import describe
 
@@ -147,7 +149,8 @@ def describe_plan(cfg, experiment, task) -> str:
     n_search = cfg.num_samples * len(runs)
     n_confirm = len(experiment.confirm_arms) * len(cfg.seeds) if "confirm" in cfg.stages else 0
     res = cfg.resources
-    gpus = "1 if the cluster has GPUs, else 0" if res.gpus_per_trial is None else f"{res.gpus_per_trial:g}"
+    gpus = ("auto if the cluster has GPUs, else 0" if res.gpus_per_trial is None
+            else res.gpus_per_trial if isinstance(res.gpus_per_trial, str) else f"{res.gpus_per_trial:g}")
     where = f"join Ray at {res.address}" if res.address else f"local Ray on this machine ({os.cpu_count()} CPUs)"
     model = cfg.model or "tiny BERT built offline (smoke)"
     data = cfg.data_dir or ("generated in the task's schema (smoke)" if profile.builds_smoke_assets
@@ -198,6 +201,7 @@ def describe_plan(cfg, experiment, task) -> str:
         f"trials       {n_search} search + {n_confirm} confirm = {n_search + n_confirm}"
         + (f" ({n_search * cfg.search_seeds + n_confirm} training runs)"
            if cfg.search_seeds > 1 else ""),
+        *estimate_lines(cfg, experiment, task, resolver, runs, list(probe) if probe else planned_kinds(cfg), probe),
         f"resources    per trial {res.workers_per_trial} worker(s) x {res.cpus_per_worker:g} CPU, GPUs per trial: "
         f"{gpus}; {where}; concurrent trials = "
         + (str(res.max_concurrent_trials) if res.max_concurrent_trials else "what the cluster fits")

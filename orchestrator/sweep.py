@@ -24,6 +24,7 @@ from orchestrator.cost_report import log_sweep_cost
 from orchestrator.best_from import BestFromError, ReusedSearch, find_best_from
 from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.paper_numbers import paper_model
+from orchestrator.throughput import AUTO, cluster_device_kind
 from orchestrator.plan import TrialResolver, arm_recipes, describe_plan, legend_notes, recipe_settings
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, prepare_method,
                                      unlabelled_languages)
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     experiment = get_experiment(cfg.experiment, cfg.arms, tune_baseline=cfg.tune_baseline)
     task = get_task(experiment.task)
-    if cfg.dry_run:
+    if cfg.dry_run and not cfg.probe:
         print(describe_plan(cfg, experiment, task))
         return 0
 
@@ -101,6 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.fail(str(exc))
     if cluster is None:  # a local Ray: one node, nothing to probe
         cluster = _start_ray(cfg)
+    if cfg.dry_run:  # --dry-run --probe: the plan with the rate measured on this cluster; no sweep is opened
+        first = _resolver(cfg, experiment, task, assets, SweepState("dry-run", cfg.experiment), preparation).arm_config(
+            experiment.confirm_arms[0].name, cfg.seeds[0])
+        kind = cluster_device_kind(cluster)
+        rates = _probe(cfg, first, kind, Path(cfg.storage_path), sharing=cfg.resources.gpus_per_trial in (None, AUTO))
+        print(describe_plan(cfg, experiment, task, probe={kind: rates}))
+        return 0
     sweep_dir, state = _open_sweep(cfg, resumed)
 
     tracker = SweepTracker(tracking_uri, experiment.name)
@@ -125,16 +133,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     preparation.run(tracker, cluster)
     resolver = _resolver(cfg, experiment, task, assets, state, preparation)
-    gpus_per_trial = _gpus_per_trial(cfg, cluster)
+    sharing = _sharing(cfg, cluster, resolver, experiment, sweep_dir)
+    tracker.log_params(sharing.params())
     launch = TrainLaunch(
         storage_path=str(sweep_dir / "train"),
         num_workers=cfg.resources.workers_per_trial,
-        gpus_per_worker=gpus_per_trial / cfg.resources.workers_per_trial,
-        cpus_per_worker=cfg.resources.cpus_per_worker,
+        gpus_per_worker=sharing.gpus_per_trial / cfg.resources.workers_per_trial,
+        cpus_per_worker=sharing.cpus_per_worker,
         max_failures=cfg.resources.max_failures,
     )
     objective = f"dev_{task.metric}"
-    concurrent = max_concurrent_trials(cfg, cluster, gpus_per_trial)
+    concurrent = max_concurrent_trials(cfg, cluster, sharing.gpus_per_trial, sharing.cpus_per_worker)
     # A search trial over K seeds holds K training runs at once: it counts like K trials.
     search_concurrent = max(1, concurrent // cfg.search_seeds)
     try:
@@ -194,7 +203,8 @@ def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState
                           bootstrap=cfg.bootstrap, select_on=cfg.select_on)
 
 
-def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_trial: float) -> int:
+def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_trial: float,
+                          cpus_per_worker: float) -> int:
     """As many trials as the cluster fits at once (also caps Train V2 placement-group leaks, ray#54305),
     or ``--max-concurrent-trials``."""
     if cfg.resources.max_concurrent_trials:
@@ -202,14 +212,34 @@ def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_
     if gpus_per_trial > 0:
         fits = cluster.get("GPU", 0) / gpus_per_trial
     else:
-        fits = cluster.get("CPU", 1) / (cfg.resources.cpus_per_worker * cfg.resources.workers_per_trial)
+        fits = cluster.get("CPU", 1) / (cpus_per_worker * cfg.resources.workers_per_trial)
     return max(1, math.floor(fits + 1e-9))
 
 
-def _gpus_per_trial(cfg: SweepConfig, cluster: dict[str, float]) -> float:
-    if cfg.resources.gpus_per_trial is not None:
-        return cfg.resources.gpus_per_trial
-    return 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
+def _sharing(cfg: SweepConfig, cluster: dict[str, float], resolver: TrialResolver, experiment: Experiment,
+             sweep_dir: Path):
+    """``--gpus-per-trial`` on this cluster (``orchestrator.sharing``), after ``--probe``'s measurement if asked;
+    the choice is printed when the sweep chose it."""
+    from orchestrator.estimate import precision_of
+    from orchestrator.sharing import resolve_sharing
+    first = resolver.arm_config(experiment.confirm_arms[0].name, cfg.seeds[0])
+    kind = cluster_device_kind(cluster)
+    probe = _probe(cfg, first, kind, sweep_dir, sharing=True) if cfg.probe else None
+    sharing = resolve_sharing(cfg.resources.gpus_per_trial, cfg.resources.cpus_per_worker, cluster,
+                              model=first.model, precision=precision_of(kind, first.bf16), max_length=first.max_length,
+                              probe=probe)
+    if sharing.choice:
+        print(f"[resources] {sharing.choice.reason}", flush=True)
+    return sharing
+
+
+def _probe(cfg: SweepConfig, train_cfg, kind: str, storage: Path, *, sharing: bool):
+    from orchestrator.probe import probe_rates
+    from orchestrator.trial import TrainLaunch
+
+    one_device = TrainLaunch(storage_path=str(storage), num_workers=1, gpus_per_worker=0.0 if kind == "cpu" else 1.0,
+                             cpus_per_worker=cfg.resources.cpus_per_worker)
+    return probe_rates(train_cfg, one_device, kind, sharing=sharing, log=lambda line: print(line, flush=True))
 
 
 def _reused_searches(cfg: SweepConfig, experiment: Experiment, tracking_uri: str,

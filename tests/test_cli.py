@@ -122,7 +122,7 @@ def test_concurrency_and_retries_for_an_autoscaling_cluster(capsys):
     assert cfg.resources.max_concurrent_trials == 8 and cfg.resources.max_failures == 5
     from orchestrator.sweep import max_concurrent_trials
 
-    assert max_concurrent_trials(cfg, {"CPU": 2.0}, 0.0) == 8  # not what the cluster has now
+    assert max_concurrent_trials(cfg, {"CPU": 2.0}, 0.0, cfg.resources.cpus_per_worker) == 8  # not what the cluster has now
     assert main(["baseline_xnli", "--profile", "smoke", "--max-concurrent-trials", "8", "--dry-run"]) == 0
     assert "concurrent trials = 8" in capsys.readouterr().out
     code, err = exit_code_and_stderr(capsys, "baseline_xnli", "--max-concurrent-trials", "0")
