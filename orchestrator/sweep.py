@@ -33,7 +33,8 @@ from orchestrator.results import ReportSettings, collect_confirm_results, report
 from orchestrator.significance import SignificanceOptions
 from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
-from orchestrator.tracking import (SweepTracker, TrackingUnavailable, check_tracking, open_client,
+from orchestrator.tracking_server import check_tracking
+from orchestrator.tracking import (SweepTracker, TrackingUnavailable, open_client,
                                    resolve_tracking_uri)
 from trainables import faults
 from trainables.config import TrainConfig

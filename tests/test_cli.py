@@ -167,11 +167,13 @@ def test_missing_local_data_dir_names_the_flag(tmp_path):
     assert "--data-dir" in lines[0]
 
 
-def test_unreachable_tracking_server_is_one_line(tmp_path):
+def test_unreachable_tracking_server_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_TRACKING_WAIT_S", "3")  # the sweep waits this long for a (re)starting server
     proc = run_cli("baseline_xnli", "--profile", "smoke", "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "did not answer" in lines[0], proc.stderr
+    assert len(lines) == 1 and "did not answer /health in 3 s" in lines[0], proc.stderr
+    assert "waiting for the MLflow tracking server http://127.0.0.1:9 to answer /health (up to 3 s)" in proc.stdout
     assert not (tmp_path / "sweeps").exists()  # checked first: no sweep folder, no Ray, no trial
 
 
