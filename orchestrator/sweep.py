@@ -33,6 +33,7 @@ from orchestrator.results import ReportSettings, collect_confirm_results, report
 from orchestrator.significance import SignificanceOptions
 from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
+from orchestrator.storage_check import StorageNotWritable, check_storage_writable
 from orchestrator.tracking_server import check_tracking
 from orchestrator.tracking import (SweepTracker, TrackingUnavailable, open_client,
                                    resolve_tracking_uri)
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         tracking_uri = resolve_tracking_uri(cfg.tracking_uri)
         check_tracking(tracking_uri)
+        check_storage_writable(cfg.storage_path)
         resumed = find_sweep(cfg.storage_path, cfg.resume, cfg.experiment) if cfg.resume else None
         if resumed is not None:
             _check_resume_matches(cfg, SweepState.load(resumed), skip=("space", "spaces"))
@@ -99,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if resumed is not None:  # the space is known now
             _check_resume_matches(cfg, SweepState.load(resumed))
     except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume, PreparationError,
-            StorageNotShared, BestFromError) as exc:
+            StorageNotShared, StorageNotWritable, BestFromError) as exc:
         cli.fail(str(exc))
     if cluster is None:  # a local Ray: one node, nothing to probe
         cluster = _start_ray(cfg)

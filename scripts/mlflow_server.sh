@@ -14,6 +14,10 @@ set -u
 store=${1:?usage: $0 STORE_DIR [PORT] [WORKERS]}
 port=${2:-5000}
 workers=${3:-1}
+# MLflow 3 also starts a job runner and seven huey consumer processes for its server-side GenAI jobs (trace
+# rollups, evaluations); a sweep logs runs, metrics and artifacts only, and on a busy head they slowed
+# (re)starts to minutes.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
 mkdir -p "$store/artifacts"
 while true; do
   # In its own process group: when it exits, what it started (uvicorn's workers, its job runner) goes with it

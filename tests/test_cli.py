@@ -76,6 +76,9 @@ def test_list_prints_one_line_per_experiment(capsys):
     (["salt_xnli", "--correction", "bonferroni"], "--correction"),
     (["salt_xnli", "--ci", "normal"], "--ci"),
     (["salt_xnli", "--bootstrap", "-5"], "--bootstrap"),
+    (["baseline_xnli", "--gpus-per-trial", "lots"], "--gpus-per-trial"),
+    (["baseline_xnli", "--profile", "smoke", "--storage", "/sys/xlt-sweep"], "--storage /sys/xlt-sweep: /sys cannot be written"),
+    (["baseline_xnli", "--profile", "smoke", "--storage", "/etc/hostname/sweeps"], "/etc/hostname is a file, not a folder"),
     ([], "name an experiment"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, expected):
