@@ -19,6 +19,7 @@ from orchestrator.preparation import all_steps, experiment_steps
 from orchestrator.profiles import PROFILES
 from search_spaces.spec import SpecError, parse_dimension
 from orchestrator.plan import TrialResolver, method_space, recipe_settings
+from orchestrator.throughput import AUTO
 from trainables.arg_types import non_negative_float, non_negative_int, positive_float, positive_int
 from trainables.config import SELECT_ON, ConfigError, TrainConfig, user_settings
 from trainables.generalized import TASKS as GENERALIZED_TASKS
@@ -69,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma list of arms the confirm stage runs, e.g. baseline,salt (default: every arm; "
                         "t-tests need the baseline arm)")
     p.add_argument("--stages", type=_stages, default=STAGES, help="comma list of stages to run (default search,confirm)")
-    p.add_argument("--gpus-per-trial", type=non_negative_float, help="GPUs per trial, fractional allowed "
-                                                                      "(default: 1 if the cluster has GPUs, else 0)")
+    p.add_argument("--gpus-per-trial", type=_gpus, help="GPUs per trial, fractional allowed, or auto: as many trials per "
+                   "GPU as measured fastest (default: auto if the cluster has GPUs, else 0)")
+    p.add_argument("--probe", action="store_true", help="measure the training rate on the cluster first (a few dozen "
+                   "steps) for the cost estimate and --gpus-per-trial auto, instead of the table's figures")
     p.add_argument("--workers-per-trial", type=positive_int, default=1, help="Ray Train workers per trial (DDP)")
     p.add_argument("--cpus-per-worker", type=positive_float, default=1.0, help="CPUs per Ray Train worker")
     p.add_argument("--max-concurrent-trials", type=positive_int,
@@ -169,6 +172,7 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         storage=args.storage or f"./sweeps/{experiment.name}",
         resume=args.resume,
         dry_run=args.dry_run,
+        probe=args.probe,
         tracking_uri=args.tracking_uri,
         train_overrides=train_overrides,
         space=space,
@@ -184,6 +188,10 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
     )
     _check_train_settings(cfg)
     return cfg
+
+
+def _gpus(text: str) -> float | str:
+    return AUTO if text.strip() == AUTO else non_negative_float(text)
 
 
 def _generalized(flag: bool | None, experiment: Experiment, paper_evaluations: bool) -> bool:

@@ -32,7 +32,8 @@ from orchestrator.report import render_text, write_reports
 from orchestrator.results import METRIC_LABELS, arm_metrics
 from orchestrator.stats import summarize
 from orchestrator.stats_summary import Summary
-from orchestrator.tracking import SweepTracker, TrackingUnavailable, check_tracking, open_client, resolve_tracking_uri
+from orchestrator.tracking_server import check_tracking
+from orchestrator.tracking import SweepTracker, TrackingUnavailable, open_client, resolve_tracking_uri
 from trainables.tasks import get_task
 
 COMPARE_STAGE = "compare"
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              "(see python -m orchestrator.compare --help)")
     try:
         uri = resolve_tracking_uri(args.tracking_uri)
-        check_tracking(uri)
+        check_tracking(uri, wait_s=0)  # a comparison reads finished runs: no server to wait for
         sweeps = find_sweeps(uri, args.sweep_ids, args.experiments)
         text, run_id = compare(uri, sweeps, args.out)
     except (CompareRefused, TrackingUnavailable) as exc:

@@ -31,9 +31,10 @@ self-training derives from them (seed + 1000 k); the command line refuses confir
 
 @dataclass
 class Resources:
-    """What one trial asks of the cluster. ``gpus_per_trial=None`` means 1 if the cluster has GPUs."""
+    """What one trial asks of the cluster. ``gpus_per_trial``: a number, or "auto" (``orchestrator.sharing``);
+    None means auto if the cluster has GPUs, else 0."""
 
-    gpus_per_trial: float | None = None
+    gpus_per_trial: float | str | None = None
     workers_per_trial: int = 1
     cpus_per_worker: float = 1.0
     address: str | None = None
@@ -66,6 +67,7 @@ class SweepConfig:
     storage: str = ""
     resume: str | None = None  # None: a new sweep; "latest" or a sweep id
     dry_run: bool = False
+    probe: bool = False  # measure the training rate on the cluster first (orchestrator.probe)
     tracking_uri: str | None = None
     train_overrides: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Dimension] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from orchestrator.estimate import estimate_lines, planned_kinds
 from orchestrator.experiments import Experiment
 from orchestrator.input_checks import dry_run_checks
 from orchestrator.plan import TrialResolver, arm_recipes, recipe_settings, selection_line
@@ -19,9 +20,9 @@ from trainables.config import TrainConfig
 from trainables.recipes import TrainingRecipe
 
 
-def describe_plan(cfg, experiment, task) -> str:
+def describe_plan(cfg, experiment, task, probe: dict | None = None) -> str:
     """The resolved plan of a sweep, as ``--dry-run`` prints it (nothing is started), after the input checks
-    (which raise the sweep's one-line errors)."""
+    (which raise the sweep's one-line errors); ``probe``: the rates ``--probe`` measured, by device kind."""
     checks = dry_run_checks(cfg, experiment, task)
     profile = PROFILES[cfg.profile]
     resolver = TrialResolver(base=TrainConfig(task=task.name, model=cfg.model or "(smoke model)",
@@ -36,7 +37,8 @@ def describe_plan(cfg, experiment, task) -> str:
     n_search = cfg.num_samples * len(runs)
     n_confirm = len(experiment.confirm_arms) * len(cfg.seeds) if "confirm" in cfg.stages else 0
     res = cfg.resources
-    gpus = "1 if the cluster has GPUs, else 0" if res.gpus_per_trial is None else f"{res.gpus_per_trial:g}"
+    gpus = ("auto if the cluster has GPUs, else 0" if res.gpus_per_trial is None
+            else res.gpus_per_trial if isinstance(res.gpus_per_trial, str) else f"{res.gpus_per_trial:g}")
     where = f"join Ray at {res.address}" if res.address else f"local Ray on this machine ({os.cpu_count()} CPUs)"
     model = model_phrase(cfg, experiment)
     data = cfg.data_dir or ("generated in the task's schema (smoke)" if profile.builds_smoke_assets
@@ -89,6 +91,7 @@ def describe_plan(cfg, experiment, task) -> str:
         f"trials       {n_search} search + {n_confirm} confirm = {n_search + n_confirm}"
         + (f" ({n_search * cfg.search_seeds + n_confirm} training runs)"
            if cfg.search_seeds > 1 else ""),
+        *estimate_lines(cfg, experiment, task, resolver, runs, list(probe) if probe else planned_kinds(cfg), probe),
         f"resources    per trial {res.workers_per_trial} worker(s) x {res.cpus_per_worker:g} CPU, GPUs per trial: "
         f"{gpus}; {where}; concurrent trials = "
         + (str(res.max_concurrent_trials) if res.max_concurrent_trials else "what the cluster fits")

@@ -28,6 +28,8 @@ from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.footprint import Footprint
 from orchestrator.paper_numbers import paper_model
 from orchestrator.dry_run import describe_plan
+from orchestrator.sharing import probe_cluster, sweep_sharing
+from orchestrator.throughput import AUTO, TRIALS_PER_DEVICE, cluster_device_kind
 from orchestrator.plan import TrialResolver, arm_recipes, legend_notes, recipe_settings
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, check_model_inputs,
                                      prepare_method, unlabelled_languages)
@@ -37,7 +39,9 @@ from orchestrator.results import ReportSettings, collect_confirm_results, report
 from orchestrator.significance import SignificanceOptions
 from orchestrator.shared_storage import StorageNotShared, check_storage_is_shared
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
-from orchestrator.tracking import (SweepTracker, TrackingUnavailable, check_tracking, open_client,
+from orchestrator.storage_check import StorageNotWritable, check_storage_writable
+from orchestrator.tracking_server import check_tracking
+from orchestrator.tracking import (SweepTracker, TrackingUnavailable, open_client,
                                    resolve_tracking_uri)
 from trainables import faults
 from trainables.config import TrainConfig
@@ -70,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     experiment = get_experiment(cfg.experiment, cfg.arms, tune_baseline=cfg.tune_baseline)
     task = get_task(experiment.task)
-    if cfg.dry_run:  # every input check that needs no Ray, then the plan
+    if cfg.dry_run and not cfg.probe:  # every input check that needs no Ray, then the plan
         if not cfg.verbose:
             _quiet_progress_bars()
         try:
@@ -87,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with recording() as footprint.published:
             check_tracking(tracking_uri)
+            check_storage_writable(cfg.storage_path)
             resumed = find_sweep(cfg.storage_path, cfg.resume, cfg.experiment) if cfg.resume else None
             if resumed is not None:
                 _check_resume_matches(cfg, SweepState.load(resumed), skip=("space", "spaces"))
@@ -114,11 +119,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             if resumed is not None:  # the space is known now
                 _check_resume_matches(cfg, SweepState.load(resumed))
     except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume, PreparationError,
-            StorageNotShared, BestFromError) as exc:
+            StorageNotShared, StorageNotWritable, BestFromError) as exc:
         footprint.undo()
         cli.fail(str(exc))
     if cluster is None:  # a local Ray: one node, nothing to probe
         cluster = _start_ray(cfg)
+    if cfg.dry_run:  # --dry-run --probe: the plan with the rate measured on this cluster; no sweep is opened
+        first = _resolver(cfg, experiment, task, assets, SweepState("dry-run", cfg.experiment), preparation).arm_config(
+            experiment.confirm_arms[0].name, cfg.seeds[0])
+        kind = cluster_device_kind(cluster)
+        rates = probe_cluster(cfg, first, kind, Path(cfg.storage_path), sharing=cfg.resources.gpus_per_trial in (None, AUTO))
+        print(describe_plan(cfg, experiment, task, probe={kind: rates}))
+        return 0
     sweep_dir, state = _open_sweep(cfg, resumed)
 
     tracker = SweepTracker(tracking_uri, experiment.name)
@@ -143,16 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     preparation.run(tracker, cluster)
     resolver = _resolver(cfg, experiment, task, assets, state, preparation)
-    gpus_per_trial = _gpus_per_trial(cfg, cluster)
+    sharing = sweep_sharing(cfg, cluster, resolver.arm_config(experiment.confirm_arms[0].name, cfg.seeds[0]), sweep_dir)
+    tracker.log_params(sharing.params())
     launch = TrainLaunch(
         storage_path=str(sweep_dir / "train"),
         num_workers=cfg.resources.workers_per_trial,
-        gpus_per_worker=gpus_per_trial / cfg.resources.workers_per_trial,
-        cpus_per_worker=cfg.resources.cpus_per_worker,
+        gpus_per_worker=sharing.gpus_per_trial / cfg.resources.workers_per_trial,
+        cpus_per_worker=sharing.cpus_per_worker,
         max_failures=cfg.resources.max_failures,
     )
     objective = f"dev_{task.metric}"
-    concurrent = max_concurrent_trials(cfg, cluster, gpus_per_trial)
+    concurrent = max_concurrent_trials(cfg, cluster, sharing.gpus_per_trial, sharing.cpus_per_worker)
     # A search trial over K seeds holds K training runs at once: it counts like K trials.
     search_concurrent = max(1, concurrent // cfg.search_seeds)
     try:
@@ -213,7 +226,8 @@ def _report_settings(cfg: SweepConfig, experiment: Experiment, state: SweepState
                           bootstrap=cfg.bootstrap, select_on=cfg.select_on)
 
 
-def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_trial: float) -> int:
+def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_trial: float,
+                          cpus_per_worker: float) -> int:
     """As many trials as the cluster fits at once (also caps Train V2 placement-group leaks, ray#54305),
     or ``--max-concurrent-trials``."""
     if cfg.resources.max_concurrent_trials:
@@ -221,14 +235,8 @@ def max_concurrent_trials(cfg: SweepConfig, cluster: dict[str, float], gpus_per_
     if gpus_per_trial > 0:
         fits = cluster.get("GPU", 0) / gpus_per_trial
     else:
-        fits = cluster.get("CPU", 1) / (cfg.resources.cpus_per_worker * cfg.resources.workers_per_trial)
+        fits = cluster.get("CPU", 1) / (cpus_per_worker * cfg.resources.workers_per_trial)
     return max(1, math.floor(fits + 1e-9))
-
-
-def _gpus_per_trial(cfg: SweepConfig, cluster: dict[str, float]) -> float:
-    if cfg.resources.gpus_per_trial is not None:
-        return cfg.resources.gpus_per_trial
-    return 1.0 if cluster.get("GPU", 0) >= 1 else 0.0
 
 
 def _reused_searches(cfg: SweepConfig, experiment: Experiment, tracking_uri: str,
@@ -335,7 +343,12 @@ def _local_startup_concurrency(cfg: SweepConfig) -> int:
     machine fits, as ``max_concurrent_trials`` will count them once Ray is up."""
     cpus = local_cpus()
     machine = {"CPU": float(cpus), "GPU": float(local_gpus())}
-    concurrent = max_concurrent_trials(cfg, machine, _gpus_per_trial(cfg, machine))
+    gpus, shares = cfg.resources.gpus_per_trial, 1
+    if gpus in (None, AUTO):  # auto may put up to 8 trials on a device (orchestrator.sharing): expect the most
+        shares = TRIALS_PER_DEVICE[-1] if machine["GPU"] >= 1 or gpus == AUTO else 1
+        gpus = 1.0 / shares if machine["GPU"] >= 1 else 0.0
+    cpus_per_worker = cfg.resources.cpus_per_worker / (shares if not gpus else 1)
+    concurrent = max_concurrent_trials(cfg, machine, gpus, cpus_per_worker)
     return startup_concurrency(concurrent, cfg.resources.workers_per_trial, cpus)
 
 

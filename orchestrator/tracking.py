@@ -17,8 +17,6 @@ import hashlib
 import math
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -61,21 +59,6 @@ def resolve_tracking_uri(uri: str | None) -> str:
     if "://" not in uri:  # a plain directory: MLflow's file store
         return str(Path(uri).expanduser().resolve())
     return uri
-
-
-def check_tracking(uri: str, *, timeout_s: float = 10.0) -> None:
-    """Fail fast, before any trial, when the tracking server does not answer."""
-    if uri.startswith(("http://", "https://")):
-        try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).read()
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TrackingUnavailable(f"MLflow tracking server {uri} did not answer ({reason}); start it "
-                                      "(mlflow server --host 127.0.0.1) or pass another --tracking-uri") from None
-    elif uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///"):]).parent
-        if not folder.is_dir():
-            raise TrackingUnavailable(f"--tracking-uri {uri}: folder {folder} does not exist")
 
 
 def store_init_lock_path(uri: str) -> Path:

@@ -33,7 +33,7 @@ def _corpus(seed: int) -> Iterator[str]:
                     yield " ".join(rows[name])
 
 
-_MODEL_CONFIG = {
+MODEL_CONFIG = {  # the tiny BERT's size (also what the cost estimate looks up)
     "hidden_size": 64,
     "num_hidden_layers": 2,
     "num_attention_heads": 2,
@@ -81,7 +81,7 @@ def _smoke_tokenizer(seed: int):
     tokenizer = BertTokenizerFast(
         vocab=smoke_vocab(seed), do_lower_case=False, strip_accents=False, tokenize_chinese_chars=True
     )
-    tokenizer.model_max_length = _MODEL_CONFIG["max_position_embeddings"]
+    tokenizer.model_max_length = MODEL_CONFIG["max_position_embeddings"]
     return tokenizer
 
 
@@ -96,7 +96,7 @@ def build_smoke_model(out_root: str | Path, *, seed: int = 0) -> Path:
         "data": GENERATOR_VERSION,
         "seed": seed,
         "vocab_size": _VOCAB_SIZE,
-        "config": _MODEL_CONFIG,
+        "config": MODEL_CONFIG,
     }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     target = Path(out_root) / "smoke-model" / digest
@@ -110,7 +110,7 @@ def build_smoke_model(out_root: str | Path, *, seed: int = 0) -> Path:
         tokenizer.save_pretrained(str(scratch))
         torch.manual_seed(seed)
         model = BertForMaskedLM(
-            BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **_MODEL_CONFIG)
+            BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **MODEL_CONFIG)
         )
         model.save_pretrained(str(scratch))
         (scratch / MODEL_MARKER).write_text(json.dumps(recipe, sort_keys=True))

@@ -76,6 +76,9 @@ def test_list_prints_one_line_per_experiment(capsys):
     (["salt_xnli", "--correction", "bonferroni"], "--correction"),
     (["salt_xnli", "--ci", "normal"], "--ci"),
     (["salt_xnli", "--bootstrap", "-5"], "--bootstrap"),
+    (["baseline_xnli", "--gpus-per-trial", "lots"], "--gpus-per-trial"),
+    (["baseline_xnli", "--profile", "smoke", "--storage", "/sys/xlt-sweep"], "--storage /sys/xlt-sweep: /sys cannot be written"),
+    (["baseline_xnli", "--profile", "smoke", "--storage", "/etc/hostname/sweeps"], "/etc/hostname is a file, not a folder"),
     ([], "name an experiment"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, expected):
@@ -122,7 +125,7 @@ def test_concurrency_and_retries_for_an_autoscaling_cluster(capsys):
     assert cfg.resources.max_concurrent_trials == 8 and cfg.resources.max_failures == 5
     from orchestrator.sweep import max_concurrent_trials
 
-    assert max_concurrent_trials(cfg, {"CPU": 2.0}, 0.0) == 8  # not what the cluster has now
+    assert max_concurrent_trials(cfg, {"CPU": 2.0}, 0.0, cfg.resources.cpus_per_worker) == 8  # not what the cluster has now
     assert main(["baseline_xnli", "--profile", "smoke", "--max-concurrent-trials", "8", "--dry-run"]) == 0
     assert "concurrent trials = 8" in capsys.readouterr().out
     code, err = exit_code_and_stderr(capsys, "baseline_xnli", "--max-concurrent-trials", "0")
@@ -167,11 +170,13 @@ def test_missing_local_data_dir_names_the_flag(tmp_path):
     assert "--data-dir" in lines[0]
 
 
-def test_unreachable_tracking_server_is_one_line(tmp_path):
+def test_unreachable_tracking_server_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_TRACKING_WAIT_S", "3")  # the sweep waits this long for a (re)starting server
     proc = run_cli("baseline_xnli", "--profile", "smoke", "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "did not answer" in lines[0], proc.stderr
+    assert len(lines) == 1 and "did not answer /health in 3 s" in lines[0], proc.stderr
+    assert "waiting for the MLflow tracking server http://127.0.0.1:9 to answer /health (up to 3 s)" in proc.stdout
     assert not (tmp_path / "sweeps").exists()  # checked first: no sweep folder, no Ray, no trial
 
 

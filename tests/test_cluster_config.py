@@ -66,8 +66,9 @@ def test_security_defaults(name):
     ray_starts = [c for c in head + workers if "ray start" in c]
     assert ray_starts and all("RAY_AUTH_MODE=token" in c for c in ray_starts)
     assert any("--dashboard-host=127.0.0.1" in c for c in head)
-    mlflow = [c for c in head if "mlflow server" in c]
-    assert len(mlflow) == 1 and "--host 127.0.0.1" in mlflow[0]
+    mlflow = [c for c in head if "mlflow" in c]
+    assert len(mlflow) == 1 and "scripts/mlflow_server.sh" in mlflow[0]  # which binds 127.0.0.1:
+    assert "mlflow server --host 127.0.0.1 " in (REPO / "scripts" / "mlflow_server.sh").read_text()
     assert not any("0.0.0.0" in c for c in head + workers)
     text = (REPO / name).read_text()
     secrets = re.compile(r"aws_access_key|aws_secret|secret_access|password|RAY_AUTH_TOKEN\s*=|BEGIN [A-Z ]*PRIVATE KEY|AKIA[0-9A-Z]{16}",

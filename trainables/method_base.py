@@ -115,6 +115,13 @@ class Method:
         generalized XNLI pairs of premise and hypothesis in two languages (``trainables.generalized``)."""
         return True
 
+    @classmethod
+    def training_sequences(cls, cfg: TrainConfig, rows: int) -> float:
+        """About how many sequences the encoder trains on in one trial of ``cfg``, given ``rows`` source-language
+        training rows: what the dry run's cost estimate divides by a measured sequences/s
+        (``orchestrator.estimate``). Plain fine-tuning: its epochs over the rows (or ``max_steps`` batches)."""
+        return run_samples(cfg, rows)
+
     # -- what the loop asks of a method -------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
         return self.load_model(self.cfg.model)
@@ -166,3 +173,12 @@ class Method:
         return tuple(mean_pool(encoder(input_ids=side.input_ids, attention_mask=side.attention_mask,
                                        token_type_ids=side.token_type_ids).last_hidden_state, side.attention_mask)
                      for side in (source, target))
+
+
+def run_samples(cfg: TrainConfig, rows: float) -> float:
+    """Training examples one run of ``cfg`` draws over a training set of ``rows``: ``max_steps`` optimizer
+    steps of one worker's batch x accumulation where set (a lower bound under DDP), else ``num_train_epochs``
+    passes (the loop's ``total_steps``)."""
+    if cfg.max_steps > 0:
+        return float(cfg.max_steps * cfg.per_device_batch_size * cfg.grad_accum_steps)
+    return cfg.num_train_epochs * rows

@@ -48,6 +48,9 @@ class TaskSpec:
     hub_config: str = "{lang}"
     extra_metrics: tuple[str, ...] = ()
     table_metric: str = ""
+    # Rows of the hub copy's source-language training split: what the dry run's cost estimate trains on
+    # before any data is loaded (``orchestrator.estimate``); 0: unknown.
+    train_rows: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -84,6 +87,7 @@ XNLI = TaskSpec(
     languages=("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"),
     text_fields=("premise", "hypothesis"),
     label_names=("entailment", "neutral", "contradiction"),
+    train_rows=392_702,  # MultiNLI's training set, XNLI's English train split
 )
 
 PAWSX = TaskSpec(
@@ -92,6 +96,7 @@ PAWSX = TaskSpec(
     languages=("en", "de", "es", "fr", "ja", "ko", "zh"),
     text_fields=("sentence1", "sentence2"),
     label_names=("different", "paraphrase"),
+    train_rows=49_401,
 )
 
 # The hub's copy of the multilingual Amazon reviews (the original is gone): ``text`` is title and
@@ -105,6 +110,7 @@ MARC = TaskSpec(
     label_names=("1 star", "2 stars", "3 stars", "4 stars", "5 stars"),
     extra_metrics=("macro_f1",),
     table_metric="macro_f1",
+    train_rows=200_000,
 )
 
 # PAN-X as XTREME uses it: WikiANN's splits of its 40 languages, entity-level F1 (seqeval).
@@ -119,6 +125,7 @@ PANX = TaskSpec(
     label_field="ner_tags",
     metric="f1",
     kind="token",
+    train_rows=20_000,  # WikiANN English
 )
 
 TASKS: dict[str, TaskSpec] = {task.name: task for task in (XNLI, PAWSX, MARC, PANX)}

@@ -34,7 +34,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from trainables.config import ConfigError
-from trainables.method_base import Method
+from trainables.method_base import Method, run_samples
 from trainables.methods.salt.codeswitch import (CANDIDATE_RULES, PICKS, SOURCE_IDS, code_switched_copies,
                                                 load_candidates)
 from trainables.methods.salt.mixup import SCOPES, EmbeddingMixup
@@ -118,6 +118,16 @@ class Salt(Method):
         out.update({f"threshold_{lang}": params.language_thresholds.get(lang, params.threshold_target)
                     for lang in inputs.languages})
         return out
+
+    @classmethod
+    def training_sequences(cls, cfg, rows: int) -> float:
+        """One code-switched copy of every row per scanned language (English synonyms + the targets), and the
+        originals with ``keep_original``. Before the scan chose them (the dry run): English + the rule's count."""
+        from trainables.methods.salt.scan import ScanSettings
+
+        params, inputs = cls.parse(cfg.method_params)
+        copies = len(inputs.languages) or 1 + ScanSettings().num_languages
+        return run_samples(cfg, rows * (copies + params.keep_original))
 
     # -- 1-2: the code-switched training set ----------------------------------------------------
     def train_dataset(self, data: DatasetDict) -> Dataset:

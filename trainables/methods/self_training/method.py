@@ -24,7 +24,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from trainables.config import ConfigError
-from trainables.method_base import Method
+from trainables.method_base import Method, run_samples
 from trainables.methods.self_training.losses import self_training_loss
 from trainables.methods.self_training.voting import required_votes
 from trainables.task_fitting.encoder import TaskFitInputs, TaskFitParams, check_task_fit, encoder_dir, task_fit_values
@@ -84,6 +84,21 @@ class SelfTraining(Method):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return params
+
+    @classmethod
+    def training_sequences(cls, cfg, rows: int) -> float:
+        """The recipe's runs (``recipe.run_self_training``): a teacher per voter over the English rows, then per round
+        a student per teacher (the last round: one) over the pseudo-labelled pool, at most
+        ``unlabelled_per_language`` rows of each target language (taken as about ``rows`` each before loading)."""
+        from trainables.tasks import get_task
+
+        params = cls.parse_params(cfg.method_params)
+        voters = params.voters if params.voting else 1
+        languages = params.train_languages or get_task(cfg.task).target_languages
+        pool = min(params.unlabelled_per_language, rows) * len(languages)
+        students = (params.rounds - 1) * voters + 1
+        return voters * run_samples(cfg, rows) + students * run_samples(
+            cfg.replace(num_train_epochs=params.student_epochs), pool)
 
     # -- the student's part of the recipe (the loop runs it) -------------------------------------
     def build_model(self) -> torch.nn.Module:

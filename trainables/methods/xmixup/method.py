@@ -40,7 +40,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 
 from trainables.config import ConfigError
 from trainables.data import load_tokenized
-from trainables.method_base import Method
+from trainables.method_base import Method, run_samples
 from trainables.paired import (BACK, SIDE_COLUMNS, SOURCE, ParallelInputs, SideInputs, self_pairs, side_inputs,
                                translated_training_rows)
 from trainables.methods.xmixup.model import MixupOutput, XMixupModel
@@ -115,6 +115,16 @@ class XMixup(Method):
         if not hasattr(self, "_parallel"):
             self._parallel = load_tokenized(self.inputs.parallel_path)
         return self._parallel
+
+    @classmethod
+    def training_sequences(cls, cfg, rows: int) -> float:
+        """Each training example is a pair (source and translation, two encoder passes): the translate-train rows of
+        every trained language (about the English rows each) and, with ``english_pairs``, the English rows."""
+        from trainables.tasks import get_task
+
+        params = cls.parse_params(cfg.method_params)
+        languages = len(params.train_languages or get_task(cfg.task).target_languages) + params.english_pairs
+        return 2 * run_samples(cfg, rows * languages)
 
     def train_dataset(self, data: DatasetDict) -> Dataset:
         """The translate-train pairs, plus the English training set paired with itself (``english_pairs``).
