@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXPERIMENT ?= baseline_xnli
 
-.PHONY: setup smoke lint test test-fast bench
+.PHONY: setup smoke lint test test-fast bench bench-gpu
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
@@ -37,3 +37,8 @@ bench: setup
 	$(PY) bench/salt_scan.py
 	$(PY) bench/btf_mlm.py
 	$(PY) bench/bootstrap.py
+
+# One table of what a trial costs on this device (bench/gpu_report.py): ours vs HF Trainer, MFU, 1-8 trials
+# per GPU, the SALT scan, Ray's overhead. GPU: mBERT-size, < 8 minutes; CPU: a small BERT, < 3 minutes.
+bench-gpu: setup
+	$(PY) bench/gpu_report.py

@@ -41,7 +41,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(smoke_train_config):
     first, first_reports = run(smoke_train_config)
     again, again_reports = run(smoke_train_config)
     other, _ = run(smoke_train_config.replace(seed=2))
-    drop = {"train_samples_per_second"}  # wall-clock, not a result
+    drop = {"train_samples_per_second", "train_began_at", "train_ended_at"}  # wall-clock, not a result
     assert {k: v for k, v in first.items() if k not in drop} == {k: v for k, v in again.items() if k not in drop}
     assert [r["train_loss"] for r in first_reports[:-1]] == [r["train_loss"] for r in again_reports[:-1]]
     assert [r["train_loss"] for r in first_reports[:-1]] != pytest.approx(
@@ -83,6 +83,21 @@ def test_reports_curves_then_final_metrics_of_the_best_checkpoint(smoke_train_co
     assert all(r["train_samples_per_second"] > 0 for r in curve)
     assert curve[-1]["train_samples_per_second"] == pytest.approx(final["train_samples_per_second"], rel=1e-2)
     assert "total_steps" not in final and "eta_seconds" not in final
+
+
+def test_the_final_report_says_when_training_began_and_its_last_step_ended(smoke_train_config):
+    """Wall-clock times of the training window (bench/gpu_report.py's Ray overhead): inside the call, in order,
+    at least as long as the training seconds (the window also holds the evaluations before the last step)."""
+    import time
+
+    before = time.time()
+    final, reports = run(smoke_train_config)
+    after = time.time()
+    began, ended = final["train_began_at"], final["train_ended_at"]
+    assert before < began < ended < after
+    train_seconds = final["train_samples"] / final["train_samples_per_second"]
+    assert ended - began >= train_seconds * 0.999
+    assert all("train_began_at" not in r for r in reports[:-1])  # the final report's only
 
 
 def test_multilingual_dev_selection_averages_every_language(smoke_train_config):
@@ -135,7 +150,7 @@ def test_a_resumed_run_is_the_run_that_was_interrupted(smoke_train_config, tmp_p
     monkeypatch.setattr(trainables.loop, "Pace", functools.partial(Pace, clock=_counting_clock()))
     resumed, resumed_reports = _run_in(tmp_path / "killed", cfg)
 
-    wall_clock = {"train_samples_per_second", "resumed_from_step"}
+    wall_clock = {"train_samples_per_second", "resumed_from_step", "train_began_at", "train_ended_at"}
     assert resumed["resumed_from_step"] == 40 and reference["resumed_from_step"] == 0
     assert {k: v for k, v in resumed.items() if k not in wall_clock} == \
         {k: v for k, v in reference.items() if k not in wall_clock}

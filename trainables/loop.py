@@ -46,8 +46,8 @@ from trainables.training.distributed import DistContext, local_context, sum_over
 from trainables.training.divergence import RunningLoss, TrainingDiverged, ensure_finite
 from trainables.training.optim import adamw, linear_schedule, optimizer_step
 from trainables.training.memory import peak_host_memory, peak_memory, reset_peak_memory
-from trainables.training.pace import (SAMPLES_PER_SECOND, TRAIN_SAMPLES, TRAIN_TOKENS, Pace, non_padding_tokens,
-                                      samples_per_second)
+from trainables.training.pace import (SAMPLES_PER_SECOND, TRAIN_BEGAN_AT, TRAIN_ENDED_AT, TRAIN_SAMPLES,
+                                      TRAIN_TOKENS, Pace, non_padding_tokens, samples_per_second)
 from trainables.training.precision import autocast_factory
 from trainables.training.resume import STATE_FILE, RunState, cpu_copy, read_state
 from trainables.training.seeding import reseed, seed_everything
@@ -107,6 +107,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
     losses = RunningLoss(ctx.device)  # the micro-batch losses since the last evaluation
     pace = Pace(total_steps, first_step=run.step, test_rows_per_selection_row=evaluator.test_rows_per_selection_row())
     started = time.perf_counter()
+    began_at = ended_at = time.time()  # wall clock of this attempt's training, for the final report
     last: dict = {"step": run.step, f"dev_{metric}": run.best_value, **run.best_extras}
     model.train()
     try:
@@ -137,6 +138,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
                                                where=f"at step {run.step}", learning_rate=cfg.learning_rate)
                     losses.reset()
                     run.train_seconds += time.perf_counter() - started
+                    ended_at = time.time()
                     value = pace.timed_evaluation(evaluator.selection_score)
                     if value > run.best_value:
                         run.best_value, run.best_step = value, run.step
@@ -183,7 +185,8 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
              SAMPLES_PER_SECOND: samples_per_second(run.samples * ctx.world_size, run.train_seconds),
              "resumed_from_step": run.resumed_from,
              # counts, the same for a resumed run: the sweep's callback turns them into tokens per second
-             TRAIN_SAMPLES: run.samples * ctx.world_size, TRAIN_TOKENS: tokens}
+             TRAIN_SAMPLES: run.samples * ctx.world_size, TRAIN_TOKENS: tokens,
+             TRAIN_BEGAN_AT: began_at, TRAIN_ENDED_AT: ended_at}
     examples: dict[str, ExamplePredictions] | None = {} if cfg.predictions_path else None
     final.update(evaluator.test_scores(examples))
     if examples is not None and ctx.rank == 0:

@@ -17,7 +17,10 @@ Two questions, two clocks:
   X-Mixup's CKA).
 
 ``total_steps`` and ``eta_seconds`` are for the console only (``PROGRESS_ONLY``), not metrics of a run:
-the MLflow callback leaves them out.
+the MLflow callback leaves them out. So are the final report's ``train_began_at`` and ``train_ended_at``:
+the wall-clock times (Unix seconds, this attempt) when training began (model and data ready) and when its
+last step ended (the timer's stop before the last evaluation, after the device synchronised), from which
+``bench/gpu_report.py`` tells a trial's Ray start-up and tear-down from its training.
 
 The final report also counts what was trained on, ``train_samples`` and ``train_tokens`` (non-padding
 tokens: the sum of every attention mask the model encodes, so X-Mixup's pairs count both sides). They are
@@ -37,8 +40,11 @@ TOKENS_PER_SECOND = "train_tokens_per_second"
 TRAIN_SAMPLES = "train_samples"
 TRAIN_TOKENS = "train_tokens"
 ETA_SECONDS = "eta_seconds"
-PROGRESS_ONLY = frozenset({TOTAL_STEPS, ETA_SECONDS})
-"""Report keys that say where a run is, not how it does: the console reads them, MLflow does not log them."""
+TRAIN_BEGAN_AT = "train_began_at"
+TRAIN_ENDED_AT = "train_ended_at"
+PROGRESS_ONLY = frozenset({TOTAL_STEPS, ETA_SECONDS, TRAIN_BEGAN_AT, TRAIN_ENDED_AT})
+"""Report keys that say where or when a run is, not how it does: the console and benchmarks read them, MLflow
+does not log them."""
 
 T = TypeVar("T")
 
