@@ -64,6 +64,12 @@ class SaltScan(PrepareStep):
             raise ValueError(f"--salt-wordlists {settings.wordlists}: no such directory")
         return settings
 
+    def check(self, ctx: PrepareContext) -> None:
+        """On ``--languages``, SALT code-switches only into the chosen targets: its rule picks among them, and
+        ``--salt-languages`` may name no other (without ``--languages`` it may name any language with a word list)."""
+        if ctx.settings.languages and ctx.task.is_subset:
+            ctx.check_chosen(ctx.settings.languages, "--salt-languages")
+
     def describe(self, ctx: PrepareContext) -> tuple[list[str], dict[str, Any]]:
         from search_spaces.salt import PER_LANGUAGE, expand_per_language
 
