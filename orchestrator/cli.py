@@ -19,11 +19,12 @@ from orchestrator.preparation import all_steps, experiment_steps
 from orchestrator.profiles import PROFILES
 from search_spaces.spec import SpecError, parse_dimension
 from orchestrator.plan import TrialResolver, method_space, recipe_settings
-from orchestrator.throughput import AUTO
-from trainables.arg_types import non_negative_float, non_negative_int, positive_float, positive_int
+from orchestrator.throughput import gpus_or_auto
+from trainables.arg_types import non_negative_int, positive_float, positive_int
 from trainables.config import SELECT_ON, ConfigError, TrainConfig, user_settings
 from trainables.generalized import TASKS as GENERALIZED_TASKS
 from trainables.methods import get_method, load_plugins
+from trainables.tasks import get_task, parse_languages
 
 
 class UsageError(Exception):
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="HF hub id or local HF-format directory (default: the profile's)")
     p.add_argument("--data-dir", help="local copy of the benchmark (saved HF dataset, hub parquet snapshot, "
                                       "or the original TSV/JSONL files); default: the hub")
+    p.add_argument("--languages", metavar="en,de,fr", help="only the source and these targets (default: all)")
     p.add_argument("--num-samples", type=non_negative_int, help="search trials (0 skips the search)")
     p.add_argument("--seeds", type=_seeds, help="number of seeds (N -> 1..N) or a comma list, e.g. 1,2,3")
     p.add_argument("--sampler-seed", "--search-seed", type=int, default=0, dest="sampler_seed",
@@ -66,14 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint and search objective: English dev (strict zero-shot) or the mean over all dev "
                         "sets (default: the experiment's paper: multilingual-dev for xmixup_*, else en-dev)")
     p.add_argument("--asha", action="store_true", help="stop weak search trials early (ASHA)")
-    p.add_argument("--arms", type=_names, default=(),
-                   help="comma list of arms the confirm stage runs, e.g. baseline,salt (default: every arm; "
-                        "t-tests need the baseline arm)")
+    p.add_argument("--arms", type=_names, default=(), help="arms to confirm, e.g. baseline,salt (default: all)")
     p.add_argument("--stages", type=_stages, default=STAGES, help="comma list of stages to run (default search,confirm)")
-    p.add_argument("--gpus-per-trial", type=_gpus, help="GPUs per trial, fractional allowed, or auto: as many trials per "
-                   "GPU as measured fastest (default: auto if the cluster has GPUs, else 0)")
-    p.add_argument("--probe", action="store_true", help="measure the training rate on the cluster first (a few dozen "
-                   "steps) for the cost estimate and --gpus-per-trial auto, instead of the table's figures")
+    p.add_argument("--gpus-per-trial", type=gpus_or_auto, help="GPUs per trial (fractions allowed) or auto (GPU default)")
+    p.add_argument("--probe", action="store_true", help="measure the training rate first (cost estimate, auto)")
     p.add_argument("--workers-per-trial", type=positive_int, default=1, help="Ray Train workers per trial (DDP)")
     p.add_argument("--cpus-per-worker", type=positive_float, default=1.0, help="CPUs per Ray Train worker")
     p.add_argument("--max-concurrent-trials", type=positive_int,
@@ -132,7 +130,8 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         raise UsageError("--ray-dashboard needs Ray's dashboard packages: pip install -c constraints.txt -e '.[cluster]'")
     try:
         experiment = get_experiment(args.experiment, args.arms, tune_baseline=args.tune_baseline)
-    except KeyError as exc:
+        languages = get_task(experiment.task, parse_languages(args.languages)).languages  # refused in one line
+    except (KeyError, ValueError) as exc:
         raise UsageError(exc.args[0]) from None
     profile = PROFILES[args.profile]
     seeds = args.seeds or profile.seeds
@@ -158,6 +157,7 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
         # The paper's own model where it named one (SALT: uncased mBERT); the smoke profile's is built offline.
         model=args.model or (profile.model and (experiment.model or profile.model)),
         data_dir=args.data_dir,
+        languages=languages,
         num_samples=profile.num_samples if args.num_samples is None else args.num_samples,
         seeds=seeds,
         sampler_seed=args.sampler_seed,
@@ -190,13 +190,8 @@ def parse(argv: Sequence[str] | None = None) -> SweepConfig | None:
     return cfg
 
 
-def _gpus(text: str) -> float | str:
-    return AUTO if text.strip() == AUTO else non_negative_float(text)
-
-
 def _generalized(flag: bool | None, experiment: Experiment, paper_evaluations: bool) -> bool:
-    """--generalized-xnli / --no-generalized-xnli, else on where the paper ran it and the profile runs the papers'
-    evaluations (salt_xnli, paper profile). Only for a task with parallel test sets of sentence pairs."""
+    """--generalized-xnli / --no-generalized-xnli, else on where the paper ran it (salt_xnli, paper profile)."""
     if flag is None:
         return experiment.generalized_xnli and paper_evaluations and experiment.task in GENERALIZED_TASKS
     if flag and experiment.task not in GENERALIZED_TASKS:
@@ -369,8 +364,7 @@ def _seeds(text: str) -> tuple[int, ...]:
         if "," in text:
             seeds = tuple(int(part) for part in text.split(",") if part.strip())
         else:
-            count = int(text)
-            if count < 1:
+            if (count := int(text)) < 1:
                 raise ValueError
             seeds = tuple(range(1, count + 1))
     except ValueError:
@@ -396,8 +390,7 @@ def _sweep_ids(text: str) -> tuple[str, ...]:
 
 def _stages(text: str) -> tuple[str, ...]:
     stages = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown or not stages:
+    if not stages or any(s not in STAGES for s in stages):
         raise argparse.ArgumentTypeError(f"stages are {', '.join(STAGES)}, got {text!r}")
     return tuple(s for s in STAGES if s in stages)
 

@@ -56,6 +56,9 @@ class SweepConfig:
     data_dir: str | None
     num_samples: int
     seeds: tuple[int, ...]
+    # --languages: the source and the chosen targets, in the task's order (the CLI resolves the default to every
+    # language of the task); empty: every language. The sweep's task follows it (``TaskSpec.restrict``).
+    languages: tuple[str, ...] = ()
     sampler_seed: int = 0  # Optuna's TPE sampler (--sampler-seed)
     search_training_seed: int = SEARCH_TRAINING_SEED  # the (first) training seed of every search trial
     search_seeds: int = 1  # K: each search trial trains on K seeds and is scored by their mean
@@ -123,6 +126,7 @@ class SweepConfig:
         out["seeds"] = list(self.seeds)
         out["stages"] = list(self.stages)
         out["arms"] = list(self.arms)
+        out["languages"] = list(self.languages)
         out["method_settings"] = {key: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
                                   for key, values in out["method_settings"].items()}
         return out

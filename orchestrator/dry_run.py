@@ -54,7 +54,9 @@ def describe_plan(cfg, experiment, task, probe: dict | None = None) -> str:
     lines = [
         f"experiment   {experiment.name}: {experiment.description}",
         f"profile      {profile.name}: {profile.description}",
-        f"task         {task.name}: {len(task.languages)} languages ({' '.join(task.languages)}); "
+        f"task         {task.name}: {len(task.languages)} languages ({' '.join(task.languages)})"
+        + (f", {len(task.target_languages)} of its {len(task.benchmark.target_languages)} targets (--languages: "
+           "tables average these only)" if task.is_subset else "") + "; "
         f"train on {task.source_language} only; metric {task.metric}"
         + (f" (also {', '.join(task.extra_metrics)}; tables: {task.reported_metric})" if task.extra_metrics else ""),
         f"model        {model}",

@@ -147,7 +147,7 @@ def report_generalized(results: pd.DataFrame, tracker: SweepTracker, experiment:
     tracker.log_artifacts([markdown, table, ttest])
     tracker.log_metrics(parent_metrics(cells, tests))
     return "\n".join([f"{experiment.name}: generalized XNLI, overall average of {len(languages) ** 2} pairs "
-                      f"(15 x 15 tables: {FILES[0]})", *lines, *legend]) + "\n"
+                      f"({len(languages)} x {len(languages)} tables: {FILES[0]})", *lines, *legend]) + "\n"
 
 
 def _overall(cells: pd.DataFrame, arm: str) -> pd.Series | None:

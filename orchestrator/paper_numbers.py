@@ -189,6 +189,7 @@ def paper_block(
     *,
     paper_model_for_smoke: str | None = None,
     numbers: pd.DataFrame | None = None,
+    languages_only: bool = False,
 ) -> pd.DataFrame:
     """Our means beside the published ones, one row per (arm, column) that both have.
 
@@ -202,6 +203,9 @@ def paper_block(
     ``source`` ("SALT Table 1, row mBERT*"), ``model`` (the published rows' model) and
     ``same_model`` (whether that is the sweep's model). Rows follow ``ours``'s order.
 
+    ``languages_only`` (a sweep on some of the benchmark's languages, ``--languages``) leaves the averages out:
+    ours are over the chosen targets, the published ones over all of them, so only language columns compare.
+
     When a paper prints the same (arm, column) twice (a main table and an ablation table),
     the number of the source row with the most columns is used (SALT Table 2's full row over
     Table 3's averages), then the file's order.
@@ -211,6 +215,8 @@ def paper_block(
         raise ValueError(f"ours lacks columns {', '.join(missing)} (expected {', '.join(OURS_COLUMNS)})")
     frame = load_paper_numbers() if numbers is None else numbers
     scores = frame[(frame["experiment"] == experiment) & (frame["kind"] == SCORE)]
+    if languages_only:
+        scores = scores[~scores["column"].isin((AVG, AVG_EN))]
     if scores.empty:
         return _empty_block()
     same_model = model is not None and bool((scores["model"] == model).any())

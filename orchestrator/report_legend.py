@@ -24,17 +24,13 @@ def legend_lines(
     marks), and ``avg+<source>`` only when the table shows it.
     """
     seeds = ", ".join(str(seed) for seed in summary.expected_seeds) or "none"
-    source = summary.source_language
     lines = [
         f"{metric_label}{value_format.label_suffix} mean ± std over {len(summary.expected_seeds)} seeds "
         f"(seeds: {seeds}); bold = best",
     ]
     if summary.baseline_arm is not None:
         lines.append(_marks_line(summary))
-    averages = f"avg = macro average over the target languages (without {source})"
-    if AVG_EN in summary.columns:
-        averages += f"; avg+{source} = macro average over all languages"
-    lines.append(averages)
+    lines.append(_averages_line(summary))
     if summary.baseline_arm is not None:
         lines.extend(_verdict_lines(summary, value_format))
     lines.extend(notes)
@@ -47,6 +43,23 @@ def legend_lines(
         per_arm = "; ".join(f"{arm}: {', '.join(str(seed) for seed in seeds)}" for arm, seeds in missing.items())
         lines.append(f"missing seeds: {per_arm}")
     return lines
+
+
+def _averages_line(summary: Summary) -> str:
+    """What ``avg`` and ``avg+<source>`` average; on ``--languages`` (``summary.subset``) that they are over the
+    chosen targets only, never the benchmark's average (which the published numbers are)."""
+    source, subset = summary.source_language, summary.subset
+    if subset is None:
+        line = f"avg = macro average over the target languages (without {source})"
+        return line + (f"; avg+{source} = macro average over all languages" if AVG_EN in summary.columns else "")
+    chosen = [lang for lang in summary.languages if lang != source]
+    left_out = [lang for lang in subset.targets if lang not in chosen]
+    line = (f"avg = macro average over the {len(chosen)} chosen target languages ({', '.join(chosen)}) of "
+            f"{subset.benchmark}'s {len(subset.targets)}, not the benchmark average")
+    if AVG_EN in summary.columns:
+        line += f"; avg+{source} = over {source} and those {len(chosen)}"
+    return line + (f" (--languages; left out: {', '.join(left_out)}); published averages, over all "
+                   f"{len(subset.targets)}, are not set beside it")
 
 
 def _same_as_baseline(summary: Summary, arm: str) -> bool:

@@ -29,7 +29,7 @@ from orchestrator.generalized import collect_generalized, report_generalized
 from orchestrator.predictions import confirm_predictions
 from orchestrator.significance import SignificanceOptions, adjust_p_values
 from orchestrator.stats import summarize
-from orchestrator.stats_summary import AVG, AVG_EN, Summary
+from orchestrator.stats_summary import AVG, AVG_EN, LanguageSubset, Summary
 from orchestrator.transfer_analysis import (cka_spearman, language_split, render_spearman, render_split,
                                             spearman_metrics, split_metrics, split_table, write_split)
 from orchestrator.tracking import AT_CHANCE, SweepTracker
@@ -100,10 +100,10 @@ def report_results(results: pd.DataFrame, tracker: SweepTracker, experiment: Exp
     baseline = experiment.baseline_arm if experiment.baseline_arm in arms else None  # --arms without it: no t-tests
     summary = summarize(results, arms=arms, languages=list(task.languages), baseline_arm=baseline,
                         source_language=task.source_language, expected_seeds=list(seeds), options=settings.options)
-    summary = replace(summary, at_chance=runs_at_chance(tracker, arms))
+    summary = replace(summary, at_chance=runs_at_chance(tracker, arms), subset=language_subset(task))
     label = METRIC_LABELS.get(task.reported_metric, task.reported_metric)
-    title = f"{experiment.name}: test {label} per language"
-    block = paper_block(summary.to_frame(), experiment.name, settings.model)
+    title = f"{experiment.name}: test {label} per language{subset_title(task)}"
+    block = paper_block(summary.to_frame(), experiment.name, settings.model, languages_only=task.is_subset)
     ttests = summary.ttests()
     if settings.bootstrap and baseline is not None:
         ttests = with_bootstrap(ttests, tracker, summary, task, settings)
@@ -134,6 +134,18 @@ def report_results(results: pd.DataFrame, tracker: SweepTracker, experiment: Exp
         languages=list(task.languages))
     publish_figures(tracker, out_dir, result_drawers(figures, tracker))
     return "\n".join(part for part in (text, split_text, cka_text, generalized_text) if part)
+
+
+def language_subset(task: TaskSpec) -> LanguageSubset | None:
+    """What a table's legend says of a sweep on ``--languages``: the benchmark and all its targets; None: all."""
+    return LanguageSubset(task.name.upper(), task.benchmark.target_languages) if task.is_subset else None
+
+
+def subset_title(task: TaskSpec) -> str:
+    """The title's note on a sweep on ``--languages``: `` (3 of XNLI's 14 target languages)``; "" on all of them."""
+    if not task.is_subset:
+        return ""
+    return f" ({len(task.target_languages)} of {task.name.upper()}'s {len(task.benchmark.target_languages)} target languages)"
 
 
 def selection_label(task: TaskSpec, select_on: str) -> str:
@@ -210,8 +222,9 @@ def report_cka(cka: pd.DataFrame, tracker: SweepTracker, experiment: Experiment,
     baseline = experiment.baseline_arm if experiment.baseline_arm in arms else None
     summary = summarize(cka, arms=arms, languages=list(task.languages), baseline_arm=baseline,
                         source_language=task.source_language, expected_seeds=list(seeds))
-    summary = replace(summary, columns=[c for c in summary.columns if c not in (task.source_language, AVG_EN)])
-    title = f"{experiment.name}: linear CKA per language"
+    summary = replace(summary, columns=[c for c in summary.columns if c not in (task.source_language, AVG_EN)],
+                      subset=language_subset(task))
+    title = f"{experiment.name}: linear CKA per language{subset_title(task)}"
     rho = None if scores is None else cka_spearman(scores, cka, arms, list(task.target_languages))
     spearman = "" if rho is None else render_spearman(rho, METRIC_LABELS.get(task.metric, task.metric))
     paths = write_reports(summary, out_dir, title=title, metric_label=CKA_LABEL, value_format=FRACTION,

@@ -67,6 +67,15 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class LanguageSubset:
+    """A table over some of a benchmark's target languages (``--languages``): its averages are over those only,
+    and its legend must not let them pass for the benchmark's average (``TaskSpec.is_subset``)."""
+
+    benchmark: str  # the benchmark as the legend names it, e.g. "XNLI"
+    targets: tuple[str, ...]  # the benchmark's target languages, all of them
+
+
+@dataclass(frozen=True)
 class Summary:
     """All cells of a results table plus what is needed to render its legend.
 
@@ -87,6 +96,13 @@ class Summary:
     # Arm -> seeds whose run's selection metric never rose above its dev set's constant-prediction score:
     # the checkpoint such a run kept is arbitrary (set by the report from the runs' flags).
     at_chance: dict[str, list[int]] = field(default_factory=dict)
+    # The benchmark whose target languages this table covers only in part (set by the report); None: all of them.
+    subset: LanguageSubset | None = None
+
+    @property
+    def languages(self) -> list[str]:
+        """The language columns (the averages are not languages)."""
+        return [column for column in self.columns if column not in (AVG, AVG_EN)]
 
     @property
     def correction(self) -> str:
@@ -132,8 +148,7 @@ class Summary:
 
     def direction_counts(self, arm: str) -> tuple[int, int, int]:
         """(better, worse, tested) over the language columns of ``arm`` (the averages are not languages)."""
-        languages = [column for column in self.columns if column not in (AVG, AVG_EN)]
-        cells = [self.cell(arm, column) for column in languages]
+        cells = [self.cell(arm, column) for column in self.languages]
         tested = [cell for cell in cells if cell.p_value is not None]
         return (sum(cell.direction == BETTER for cell in tested), sum(cell.direction == WORSE for cell in tested),
                 len(tested))

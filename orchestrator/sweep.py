@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg is None:  # --list
         return 0
     experiment = get_experiment(cfg.experiment, cfg.arms, tune_baseline=cfg.tune_baseline)
-    task = get_task(experiment.task)
+    task = get_task(experiment.task, cfg.languages)  # on --languages: loading, trials and tables follow it
     if cfg.dry_run and not cfg.probe:  # every input check that needs no Ray, then the plan
         if not cfg.verbose:
             _quiet_progress_bars()
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state.parent_run_id = tracker.parent_run_id
     state.config = cfg.to_dict()
     state.save(sweep_dir)
-    _log_sweep_config(tracker, cfg, assets, sweep_dir)
+    _log_sweep_config(tracker, cfg, task, assets, sweep_dir)
     log_data_accounting(tracker, assets.accounting, sweep_dir)
     tracker.log_params(preparation.params)
     tracker.log_params({f"recipe.{arm}": recipe.name for arm, recipe in arm_recipes(experiment, cfg.profile).items()})
@@ -253,7 +253,7 @@ def _reused_searches(cfg: SweepConfig, experiment: Experiment, tracking_uri: str
 _RESUME_MUST_MATCH = ("profile", "model", "data_dir", "num_samples", "seeds", "sampler_seed", "search_training_seed",
                       "search_seeds",
                       "select_on", "space", "tune_baseline", "baseline_space", "spaces", "best_from", "train_overrides",
-                      "arms", "generalized_xnli")
+                      "arms", "generalized_xnli", "languages")
 # And every preparation step's settings (``method_settings``), but for those that only say how the work is
 # spread (``PrepareStep.resume_may_differ``: they may differ on another cluster).
 
@@ -360,15 +360,17 @@ def _plugins_environment() -> dict[str, str]:
     return {PLUGINS_ENV: value} if value else {}
 
 
-def _log_sweep_config(tracker: SweepTracker, cfg: SweepConfig, assets: Assets, sweep_dir: Path) -> None:
+def _log_sweep_config(tracker: SweepTracker, cfg: SweepConfig, task: TaskSpec, assets: Assets,
+                      sweep_dir: Path) -> None:
     params = {f"sweep.{k}": v for k, v in cfg.to_dict().items()
               if k not in ("resources", "train_overrides", "space", "baseline_space", "spaces", "method_settings",
-                           "best_from")}
+                           "best_from", "languages")}
     params.update({f"sweep.resources.{k}": v for k, v in cfg.to_dict()["resources"].items()})
     params.update({f"sweep.set.{k}": v for k, v in cfg.train_overrides.items()})
     params.update({f"space.{k}": str(v) for k, v in cfg.space.items()})
     params.update({f"{name}_space.{k}": str(v) for name, space in cfg.spaces.items() for k, v in space.items()})
     params.update({"sweep.best_from": ",".join(cfg.best_from)} if cfg.best_from else {})
+    params["languages"] = ",".join(task.languages)  # the sweep's (--languages), as each trial's run logs its own
     if assets.generalized_path is not None:
         params["generalized_path"] = str(assets.generalized_path)
     params.update({"model_dir": assets.model_dir, "tokenized_path": str(assets.tokenized_path),

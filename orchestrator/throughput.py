@@ -156,3 +156,10 @@ def cluster_device_kind(cluster: dict[str, float]) -> str:
         return "cpu"
     kinds = [key.split(":", 1)[1] for key in cluster if key.startswith("accelerator_type:")]
     return kinds[0] if kinds else "GPU"
+
+
+def gpus_or_auto(text: str) -> float | str:
+    """``--gpus-per-trial``: "auto", or a number of GPUs >= 0."""
+    from trainables.arg_types import non_negative_float
+
+    return AUTO if text.strip() == AUTO else non_negative_float(text)

@@ -311,6 +311,7 @@ def build_smoke_data(
     too: the loader looks in ``<data_dir>/<task>/`` first). Rebuilt only when the generator
     version, sizes or seed change.
     """
+    task = task.benchmark  # always every language: the copy is cached by task name, whatever --languages a sweep ran
     data_root = Path(out_root) / "smoke-data"
     target = data_root / task.name
     expected = {

@@ -57,6 +57,7 @@ def build_smoke_translations(task: TaskSpec, out_root: str | Path, *, seed: int 
     """
     from trainables.methods.xmixup.translations import translation_file, xtreme_folder
 
+    task = task.benchmark  # always every language: the files are cached by task name, whatever --languages a sweep ran
     base = Path(out_root) / "smoke-translations"
     target = base / xtreme_folder(task)
     expected = {

@@ -49,9 +49,10 @@ def seed_smoke_cache(cwd: Path, *sweep_args: str) -> Path:
     target = (storage if storage.is_absolute() else Path(cwd) / storage) / "cache"
     template = replace(cfg, storage=str(_template_storage()), resume=None)
     experiment = get_experiment(cfg.experiment, cfg.arms, tune_baseline=cfg.tune_baseline)
-    task = get_task(experiment.task)
+    task = get_task(experiment.task, cfg.languages)  # as the sweep reads it (--languages)
     unlabelled = unlabelled_languages(template, experiment, task)
-    key = (task.name, unlabelled, repr(sorted(cfg.train_overrides.items())), cfg.generalized_xnli)
+    key = (task.name, task.languages, cfg.data_dir, unlabelled, repr(sorted(cfg.train_overrides.items())),
+           cfg.generalized_xnli)
     if key not in _BUILT:
         tokenize_assets(template, task, load_assets(template, task, unlabelled=unlabelled))
         _BUILT.add(key)

@@ -75,7 +75,7 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
         store.report(outcome["metrics"])
         return outcome["metrics"]
 
-    task = get_task(cfg.task)
+    task = get_task(cfg.task, cfg.languages)  # the sweep's languages (--languages), as the driver read them
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     method = get_method(cfg.method)(cfg, task)
     data = load_tokenized(cfg.tokenized_path)

@@ -13,9 +13,9 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from trainables.tasks import TaskSpec
+from trainables.tasks import TaskSpec, parse_languages
 
 
 class PreparationError(Exception):
@@ -94,9 +94,8 @@ class PrepareContext:
     def target_languages(self) -> tuple[str, ...]:
         """The target languages a method trains on: ``train_languages`` when fixed (profile or --set), else
         every target (X-Mixup: the translate-train languages; BTF / self-training: the unlabelled text); with
-        those an arm fixes for itself (``arm_fixed``), in the task's order."""
-        from trainables.tasks import parse_languages
-
+        those an arm fixes for itself (``arm_fixed``), in the task's order. Every one must be among the sweep's
+        targets (``check_chosen``: a sweep on ``--languages`` uses no other)."""
         languages = parse_languages(self.fixed.get("train_languages")) or self.task.target_languages
         for fixed in self.arm_fixed:
             own = parse_languages(fixed.get("train_languages"))
@@ -104,11 +103,24 @@ class PrepareContext:
                 wanted = set(languages) | set(own)
                 languages = tuple(lang for lang in self.task.target_languages if lang in wanted) + tuple(
                     sorted(wanted - set(self.task.target_languages)))
-        unknown = sorted(set(languages) - set(self.task.target_languages))
-        if unknown:
-            raise PreparationError(f"train_languages {', '.join(unknown)}: not target languages of {self.task.name} "
-                                   f"({', '.join(self.task.target_languages)})")
+        self.check_chosen(languages, "train_languages")
         return tuple(languages)
+
+    def check_chosen(self, languages: Sequence[str], what: str) -> None:
+        """Refuse (one line) a method setting ``what`` that names languages outside the sweep's target languages:
+        on ``--languages`` (``TaskSpec.is_subset``) a method trains on, code-switches into or reads only those."""
+        outside = sorted(set(languages) - set(self.task.target_languages), key=list(languages).index)
+        if not outside:
+            return
+        if self.task.is_subset:
+            arms = [fixed for fixed in self.arm_fixed if set(outside) & set(parse_languages(fixed.get(what)))]
+            raise PreparationError(
+                f"{what} {', '.join(outside)}: outside --languages {','.join(self.task.languages)}; add "
+                f"{'it' if len(outside) == 1 else 'them'} to --languages, or name only "
+                f"{', '.join(self.task.target_languages)}" + (" (an arm fixes them: leave it out with --arms)" if arms
+                                                               else ""))
+        raise PreparationError(f"{what} {', '.join(outside)}: not target languages of {self.task.name} "
+                               f"({', '.join(self.task.target_languages)})")
 
 
 class PrepareStep:

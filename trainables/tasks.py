@@ -7,6 +7,8 @@ entry in ``TASKS``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 TASK_KINDS = ("sequence", "token")
@@ -31,6 +33,11 @@ class TaskSpec:
     (``test_<metric>_<lang>``); ``extra_metrics`` are logged beside it on every evaluation
     (``macro_f1``: ``dev_macro_f1_<lang>``, ``test_macro_f1_<lang>`` and their averages);
     ``table_metric`` is the one the results tables report ("" = ``metric``).
+
+    ``benchmark_languages`` is set only on a spec restricted to some of the benchmark's languages
+    (``restrict``, a sweep's ``--languages``): then ``languages`` are the chosen ones, and everything that
+    reads them (loading, evaluation, averages, tables) follows; the benchmark's own list stays known so
+    that nothing calls an average over the chosen targets the benchmark's average.
     """
 
     name: str
@@ -51,6 +58,7 @@ class TaskSpec:
     # Rows of the hub copy's source-language training split: what the dry run's cost estimate trains on
     # before any data is loaded (``orchestrator.estimate``); 0: unknown.
     train_rows: int = 0
+    benchmark_languages: tuple[str, ...] = ()  # the benchmark's languages when ``languages`` is a subset
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -75,6 +83,42 @@ class TaskSpec:
     @property
     def target_languages(self) -> tuple[str, ...]:
         return tuple(lang for lang in self.languages if lang != self.source_language)
+
+    @property
+    def is_subset(self) -> bool:
+        """Whether this spec runs on only some of the benchmark's languages (``restrict``)."""
+        return bool(self.benchmark_languages) and self.benchmark_languages != self.languages
+
+    @property
+    def benchmark(self) -> "TaskSpec":
+        """The whole benchmark, every language (what generated smoke data and published numbers cover)."""
+        if not self.benchmark_languages:
+            return self
+        return dataclasses.replace(self, languages=self.benchmark_languages, benchmark_languages=())
+
+    def restrict(self, languages: Sequence[str]) -> "TaskSpec":
+        """This benchmark on ``languages`` only, in the benchmark's order (empty or all: the whole benchmark).
+
+        They must hold the source language (training data and the zero-shot protocol) and at least one
+        target, all of them the benchmark's; ``ValueError`` (one line) otherwise."""
+        full = self.benchmark
+        wanted = list(dict.fromkeys(languages))
+        if not wanted:
+            return full
+        unknown = [lang for lang in wanted if lang not in full.languages]
+        if unknown:
+            raise ValueError(f"--languages {','.join(unknown)}: not {full.name} languages "
+                             f"({','.join(full.languages)})")
+        if full.source_language not in wanted:
+            raise ValueError(f"--languages must include the source language {full.source_language} "
+                             f"(training and English dev are on it), e.g. {full.source_language},{','.join(wanted)}")
+        if len(wanted) < 2:
+            raise ValueError(f"--languages {full.source_language}: name at least one target language too, e.g. "
+                             f"{full.source_language},{full.target_languages[0]}")
+        chosen = tuple(lang for lang in full.languages if lang in wanted)
+        if chosen == full.languages:
+            return full
+        return dataclasses.replace(full, languages=chosen, benchmark_languages=full.languages)
 
     def hub_config_name(self, language: str) -> str:
         """The hub config holding ``language`` (XNLI, PAWS-X, MARC and WikiANN: the language code)."""
@@ -131,11 +175,14 @@ PANX = TaskSpec(
 TASKS: dict[str, TaskSpec] = {task.name: task for task in (XNLI, PAWSX, MARC, PANX)}
 
 
-def get_task(name: str) -> TaskSpec:
+def get_task(name: str, languages: Sequence[str] = ()) -> TaskSpec:
+    """The task ``name``, on ``languages`` only when given (``TaskSpec.restrict``: a sweep's ``--languages``,
+    a run's ``TrainConfig.languages``), so the sweep and its trials read one language list."""
     try:
-        return TASKS[name]
+        task = TASKS[name]
     except KeyError:
         raise KeyError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}") from None
+    return task.restrict(languages) if languages else task
 
 
 def split_key(split: str, language: str) -> str:

@@ -307,9 +307,14 @@ def plan_parts(
     missing = list(dict.fromkeys(str(path) for source in plan.values() for path in source.missing()))
     if missing:
         shown = ", ".join(missing[:3]) + (f" (and {len(missing) - 3} more)" if len(missing) > 3 else "")
+        # A copy without some target languages can still run on the others (a sweep's --languages).
+        absent = {lang for (_, lang), source in plan.items() if source.missing()}
+        have = [lang for lang in task.languages if lang not in absent]
+        subset = (f", or run on the languages it has (--languages {','.join(have)})"
+                  if task.source_language in have and len(have) > 1 else "")
         raise DataUnavailable(
             f"{task.name.upper()} data incomplete in {root} ({layout} layout): missing {shown}; "
-            f"add the missing files or pass --data-dir DIR pointing at a complete copy"
+            f"add the missing files or pass --data-dir DIR pointing at a complete copy{subset}"
         )
     if problems:
         raise DataUnavailable(

@@ -70,6 +70,8 @@ class SaltScan(PrepareStep):
         from trainables.methods.salt.vocab import WordLists, WordListsUnavailable, check_word_lists
 
         settings: ScanSettings = ctx.settings
+        if settings.languages and ctx.task.is_subset:  # on --languages, only into the chosen targets
+            ctx.check_chosen(settings.languages, "--salt-languages")
         if not settings.wordlists and ctx.smoke_wordlists is not None:
             return
         try:

@@ -58,7 +58,7 @@ def voter_seeds(seed: int, voting: bool, voters: int) -> list[int]:
 def run_self_training(cfg: TrainConfig, *, fit: Fit, label: Label, report: Callable[[dict], None],
                       work_dir: Path) -> dict:
     params = SelfTraining.parse_params(cfg.method_params)
-    task = get_task(cfg.task)
+    task = get_task(cfg.task, cfg.languages)  # the sweep's languages (--languages), as the driver read them
     metric = task.metric
     data = load_tokenized(cfg.tokenized_path)
     seeds = voter_seeds(cfg.seed, params.voting, params.voters)
@@ -218,7 +218,7 @@ def run_trial(cfg: TrainConfig, tools: RecipeTools) -> dict:
 
     from trainables.methods.self_training.pseudo_labels import label_with_ray_data
 
-    task = get_task(cfg.task)
+    task = get_task(cfg.task, cfg.languages)  # the sweep's languages (--languages), as the driver read them
     pad_token_id = AutoTokenizer.from_pretrained(cfg.model).pad_token_id or 0
     agreement = SelfTraining.parse_params(cfg.method_params).agreement
 
