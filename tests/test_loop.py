@@ -41,7 +41,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(smoke_train_config):
     first, first_reports = run(smoke_train_config)
     again, again_reports = run(smoke_train_config)
     other, _ = run(smoke_train_config.replace(seed=2))
-    drop = {"train_samples_per_second", "train_began_at", "train_ended_at"}  # wall-clock, not a result
+    drop = {"train_samples_per_second", "train_began_at", "train_ended_at", "peak_host_memory_gb"}  # not results
     assert {k: v for k, v in first.items() if k not in drop} == {k: v for k, v in again.items() if k not in drop}
     assert [r["train_loss"] for r in first_reports[:-1]] == [r["train_loss"] for r in again_reports[:-1]]
     assert [r["train_loss"] for r in first_reports[:-1]] != pytest.approx(
@@ -150,7 +150,8 @@ def test_a_resumed_run_is_the_run_that_was_interrupted(smoke_train_config, tmp_p
     monkeypatch.setattr(trainables.loop, "Pace", functools.partial(Pace, clock=_counting_clock()))
     resumed, resumed_reports = _run_in(tmp_path / "killed", cfg)
 
-    wall_clock = {"train_samples_per_second", "resumed_from_step", "train_began_at", "train_ended_at"}
+    wall_clock = {"train_samples_per_second", "resumed_from_step", "train_began_at", "train_ended_at",
+                  "peak_host_memory_gb"}
     assert resumed["resumed_from_step"] == 40 and reference["resumed_from_step"] == 0
     assert {k: v for k, v in resumed.items() if k not in wall_clock} == \
         {k: v for k, v in reference.items() if k not in wall_clock}

@@ -122,7 +122,8 @@ def test_every_marc_evaluation_reports_macro_f1_and_the_final_one_rescores_from_
     with pytest.raises(Killed):
         train_and_evaluate(cfg, store=FolderStore(tmp_path / "store", kill_at_step_4))
     resumed = train_and_evaluate(cfg, store=FolderStore(tmp_path / "store"))
-    wall_clock = {"train_samples_per_second", "resumed_from_step", "train_began_at", "train_ended_at"}
+    wall_clock = {"train_samples_per_second", "resumed_from_step", "train_began_at", "train_ended_at",
+                  "peak_host_memory_gb"}
     assert resumed["resumed_from_step"] == 4
     assert {k: v for k, v in resumed.items() if k not in wall_clock} == \
         {k: v for k, v in final.items() if k not in wall_clock}

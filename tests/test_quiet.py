@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.quiet import (MLFLOW_STORE_LOGGER, STARTUP_CONCURRENCY_ENV, TOKEN_AUTH_LOGGER, quiet_known_noise,
+from orchestrator.quiet import (MLFLOW_STORE_LOGGER, STARTUP_CONCURRENCY_ENV, TOKEN_AUTH_LOGGER, TOKEN_AUTH_NOTICE,
+                                quiet_known_noise,
                                 raylet_settings, startup_concurrency)
 from orchestrator.tracking import open_client
 
@@ -26,6 +27,9 @@ def restore_loggers():
     """``quiet_known_noise`` changes two loggers of this process: put them back for the other tests."""
     ray_logger, store_logger = logging.getLogger(TOKEN_AUTH_LOGGER), logging.getLogger(MLFLOW_STORE_LOGGER)
     filters, level = list(ray_logger.filters), store_logger.level
+    # and start from the libraries' own state: an in-process sweep of an earlier test (sweep.main) quieted them
+    ray_logger.filters[:] = [f for f in filters if getattr(f, "prefix", None) != TOKEN_AUTH_NOTICE]
+    store_logger.setLevel(logging.NOTSET)
     yield
     ray_logger.filters[:] = filters
     store_logger.setLevel(level)
