@@ -85,7 +85,9 @@ def make_data(root: Path, vocab: int, n_train: int, max_length: int, seed: int =
             "length": lengths.tolist(),
         })
 
-    parts = {"train_en": split(n_train), "validation_en": split(64), "test_en": split(64)}
+    # and one target language's dev and test: a run is on a source and at least one target (TaskSpec.restrict)
+    parts = {"train_en": split(n_train), "validation_en": split(64), "test_en": split(64),
+             "validation_de": split(64), "test_de": split(64)}
     path = root / "bench-data"
     DatasetDict(parts).save_to_disk(str(path))
     return str(path)
@@ -112,7 +114,7 @@ def non_embedding_parameters(size: str) -> int:
 
 def our_config(model_dir: str, data_dir: str, batch: int, steps: int, max_length: int) -> TrainConfig:
     """Our loop's configuration for a timing run: the sweep's defaults, one evaluation at the end."""
-    return TrainConfig(task="xnli", model=model_dir, tokenized_path=data_dir, languages=("en",), seed=1,
+    return TrainConfig(task="xnli", model=model_dir, tokenized_path=data_dir, languages=("en", "de"), seed=1,
                        learning_rate=2e-5, max_steps=steps, per_device_batch_size=batch, grad_accum_steps=1,
                        max_length=max_length, eval_every_steps=10 ** 9, eval_batch_size=64)
 
