@@ -127,5 +127,5 @@ def test_make_bench_gpu_runs_on_cpu_and_prints_the_table(tmp_path):
     rows = list(csv.DictReader(table.open()))
     assert table.read_text().splitlines()[0] == HEADER
     assert [int(r["trials_per_device"]) for r in rows] == [1, 2]
-    assert all(r["model"] == "small" and r["device"] == "cpu (1 threads)" and r["precision"] == "fp32"
+    assert all(r["model"] == "tiny" and r["device"] == "cpu (1 threads)" and r["precision"] == "fp32"
                and r["source"] == "bench/gpu_report.py" and float(r["samples_per_second"]) > 0 for r in rows)
