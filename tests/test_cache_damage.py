@@ -164,18 +164,10 @@ def ray_session():
 
 @pytest.mark.slow  # two Ray Data scans: ~90 s on 2 busy cores
 def test_a_damaged_salt_scan_is_rebuilt(ray_session, smoke_root, smoke_model, tmp_path):
-    from transformers import AutoTokenizer
+    from tests.salt_scan_setup import smoke_scan
+    from trainables.methods.salt.scan import SCAN_FORMAT, is_cached, scan_cached
 
-    from trainables.methods.salt.scan import SCAN_FORMAT, ScanPlan, is_cached, scan_cached
-    from trainables.methods.salt.vocab import WordLists, language_vocab
-
-    task = get_task("xnli")
-    lists = WordLists(str(build_smoke_wordlists(smoke_root)))
-    tokenizer = AutoTokenizer.from_pretrained(smoke_model)
-    vocab = {lang: language_vocab(tokenizer, lang, lists.words(lang)).token_ids for lang in ("en", "fr")}
-    train = load_raw(task, str(build_smoke_data(task, smoke_root)), languages=["en"], eval_splits=())["train_en"]
-    train = train.select(range(40))
-    plan = ScanPlan(smoke_model, task.text_fields, 64, 1, vocab, "data", "model")
+    plan, train = smoke_scan("xnli", ("en", "fr"), 40, 1, smoke_root, smoke_model)
     lines: list[str] = []
 
     def scan():

@@ -156,21 +156,12 @@ def _check_generalized(client, parent, confirm, searches, task, tmp_path: Path, 
 def test_ray_data_scan_equals_the_in_process_scan(smoke_root, smoke_model, tmp_path):
     """The distributed pipeline (actors, repartitioned blocks, Parquet) changes nothing in the candidates."""
     import ray
-    from transformers import AutoTokenizer
 
-    from trainables.data import load_raw
     from trainables.methods.salt.codeswitch import load_candidates
-    from trainables.methods.salt.scan import ScanPlan, scan_in_process, scan_with_ray_data
-    from trainables.methods.salt.vocab import WordLists, language_vocab
-    from smoke import build_smoke_data, build_smoke_wordlists
+    from tests.salt_scan_setup import smoke_scan
+    from trainables.methods.salt.scan import scan_in_process, scan_with_ray_data
 
-    task = get_task("pawsx")
-    lists = WordLists(str(build_smoke_wordlists(smoke_root)))
-    tokenizer = AutoTokenizer.from_pretrained(smoke_model)
-    vocab = {lang: language_vocab(tokenizer, lang, lists.words(lang)).token_ids for lang in ("en", "es")}
-    raw = load_raw(task, str(build_smoke_data(task, smoke_root)), languages=["en"], eval_splits=())["train_en"]
-    raw = raw.select(range(90))
-    plan = ScanPlan(smoke_model, task.text_fields, 64, 2, vocab, "data", "model")
+    plan, raw = smoke_scan("pawsx", ("en", "es"), 90, 2, smoke_root, smoke_model)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         rows = scan_with_ray_data(plan, raw, tmp_path / "parts", batch_size=16, gpus_per_actor=0, concurrency=2)
