@@ -18,7 +18,7 @@ from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassificatio
 import trainables.task_fitting.mlm as btf_mlm
 from trainables.cache_manifest import write_manifest
 from trainables.task_fitting.mlm import (BtfFailed, BtfPlan, BtfSettings, btf_cache_path, build_corpus, checkpoint_dir,
-                                is_cached, make_plan, run_btf_cached)
+                                         covering_plan, is_cached, make_plan, run_btf_cached)
 from trainables.task_fitting.worker import (TRAINING_STATE, BatchOrder, MaskedLmLoss, MlmBatches, masked_targets, shard,
                                    split_mlm)
 
@@ -218,6 +218,21 @@ def test_second_call_is_a_cache_hit_without_ray_train(btf_run, monkeypatch):
     again = _run(plan, root)
     assert again.hit and again.path == first.path and again.meta == first.meta
     assert time.perf_counter() - started < 1.0
+
+
+def test_a_cached_run_to_more_step_counts_covers_a_plan_for_fewer(btf_run):
+    """A later sweep asking for a subset of a cached run's step counts (a confirm of the searched best) uses that
+    run's checkpoints: the same plan otherwise, so the same checkpoints (next test)."""
+    plan, root, result, _seconds = btf_run
+    cache = root / "cache"
+    fewer = dataclasses.replace(plan, steps=(10,))
+    assert covering_plan(fewer, cache) == plan and btf_cache_path(covering_plan(fewer, cache), cache) == result.path
+    assert covering_plan(plan, cache) == plan
+    not_kept = dataclasses.replace(plan, steps=(7,))  # a step count the cached run did not keep
+    assert covering_plan(not_kept, cache) == not_kept
+    other_settings = dataclasses.replace(fewer, settings=dataclasses.replace(SETTINGS, seed=4))
+    assert covering_plan(other_settings, cache) == other_settings
+    assert covering_plan(fewer, root / "elsewhere") == fewer  # an empty cache covers nothing
 
 
 def test_a_shorter_run_gives_the_same_checkpoint(btf_run):

@@ -90,9 +90,10 @@ def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, 
 
     if experiment != "btf_marc":
         return
-    # A second sweep in the same storage trains no MLM: the BTF checkpoints come from the cache.
-    again = subprocess.run(sweep_command(experiment, "--profile", "smoke", "--seeds", "1", "--num-samples", "0",
-                                         "--stages", "search"),
+    # A second sweep in the same storage trains no MLM: the BTF checkpoints come from the cache. It confirms the btf
+    # arm (one seed): a sweep whose arms never start from the task-fitted encoder does not run the BTF step at all.
+    again = subprocess.run(sweep_command(experiment, "--profile", "smoke", "--seeds", "1", "--stages", "confirm",
+                                         "--arms", "btf", "--set", "num_train_epochs=1"),
                            cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "cached:" in again.stdout and "[btf] cache hit" in again.stdout

@@ -26,7 +26,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -114,6 +114,29 @@ def _read_meta(target: Path, key: str) -> dict | None:
         return None
     meta = json.loads(meta_path.read_text())
     return meta if meta.get("key") == key else None
+
+
+def covering_plan(plan: BtfPlan, cache_dir: str | Path) -> BtfPlan:
+    """``plan`` itself when it is cached (or nothing covers it); else the plan of an intact cached run that is
+    ``plan`` with more step counts (the fewest such), whose checkpoints include every one ``plan`` asks for.
+
+    A checkpoint does not depend on how far the run went on: the learning rate is constant after warmup and the
+    data order is fixed by the seed (``test_a_shorter_run_gives_the_same_checkpoint``), so the run to 20 and 40
+    steps holds the very checkpoint a run to 20 steps would write. A later sweep that needs fewer step counts
+    (a confirm of the searched best) therefore trains no MLM."""
+    if is_cached(plan, cache_dir):
+        return plan
+    covering = []
+    for meta_path in sorted((Path(cache_dir) / "btf").glob(f"*/{META_FILE}")):
+        try:
+            steps = tuple(int(s) for s in json.loads(meta_path.read_text()).get("steps", ()))
+        except (OSError, ValueError, TypeError):
+            continue  # a damaged entry is nobody's cover; its own plan rebuilds it
+        if steps and set(plan.steps) < set(steps):
+            candidate = replace(plan, steps=steps)
+            if btf_cache_path(candidate, cache_dir) == meta_path.parent and is_cached(candidate, cache_dir):
+                covering.append(candidate)
+    return min(covering, key=lambda c: (len(c.steps), c.steps), default=plan)
 
 
 def is_cached(plan: BtfPlan, cache_dir: str | Path) -> bool:

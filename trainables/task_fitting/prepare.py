@@ -95,7 +95,8 @@ class BtfRun(PrepareStep):
     def prepare(self, ctx: PrepareContext) -> Preparation:
         """The BTF corpus and plan; the MLM run itself (Ray Train) runs in ``Preparation.run`` unless cached."""
         from trainables.data import load_raw, load_unlabelled
-        from trainables.task_fitting.mlm import BtfPlan, btf_cache_path, build_corpus, is_cached, run_btf_cached
+        from trainables.task_fitting.mlm import (BtfPlan, btf_cache_path, build_corpus, covering_plan, is_cached,
+                                                 run_btf_cached)
         from trainables.model_checks import model_digest
 
         task, settings = ctx.task, ctx.settings
@@ -113,13 +114,15 @@ class BtfRun(PrepareStep):
         plan = BtfPlan(model_dir=ctx.model_dir, corpus_path=str(corpus_path), corpus_digest=corpus_digest,
                        model_digest=model_digest(ctx.model_dir), languages=(task.source_language, *languages),
                        steps=steps, settings=settings)
+        plan = covering_plan(plan, cache_dir)  # a cached run to more step counts holds these checkpoints too
         path = btf_cache_path(plan, cache_dir)
         cached = is_cached(plan, cache_dir)  # the MLM head was checked before tokenisation (``check_model``)
         params = {"augment.cache_key": plan.key, "augment.cache_path": str(path), "btf.languages": ",".join(plan.languages),
-                  "btf.steps": ",".join(map(str, steps)), "btf.corpus_rows": sum(len(t) for t in texts.values())}
+                  "btf.steps": ",".join(map(str, steps)), "btf.run_steps": ",".join(map(str, plan.steps)), "btf.corpus_rows": sum(len(t) for t in texts.values())}
         params.update({f"sweep.btf.{k}": v for k, v in ctx.settings_dict.items()})
         summary = (f"[btf] MLM on {params['btf.corpus_rows']} unlabelled texts ({', '.join(plan.languages)}) to "
-                   f"{', '.join(map(str, steps))} steps; {'cached' if cached else 'to run'}: {path}")
+                   f"{', '.join(map(str, steps))} steps; {'cached' if cached else 'to run'}"
+                   f"{'' if plan.steps == steps else ' (a run to ' + ', '.join(map(str, plan.steps)) + ' steps)'}: {path}")
         workers, cpus, max_failures = ctx.workers_per_trial, ctx.cpus_per_worker, ctx.max_failures
 
         def run(tracker, cluster: dict[str, float]) -> None:
