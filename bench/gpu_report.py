@@ -12,15 +12,17 @@ script is always tested (``tests/test_bench_gpu.py``). Sections, each a row grou
 3. aggregate samples/s of 1, 2, 4, 8 concurrent trials on the device (CPU: 1, 2, one thread each), k OS
    processes of our loop started together (``bench/concurrent_trials.py``), their peak memory, and the MFU
    summed over the k trials;
-4. SALT's candidate scan on Ray Data, sentences/s, start-up included (one configuration of
-   ``bench/salt_scan.py``);
+4. SALT's candidate scan on Ray Data, sentences/s, start-up included (``bench/salt_scan.py``'s workload), with
+   1, 2, 4 actors sharing the GPU (CPU: one run of ``--scan-actors`` CPU actors);
 5. Ray's overhead on one trial: the share of a real Ray Train run before its first step and after its last
    (``bench/ray_overhead.py``).
 
 Every section is guarded: one that fails prints its error as a row and the rest still run. Rows print as they
 come; the whole table prints at the end. ``--json PATH`` writes the figures (after every section);
-``--write-table PATH`` appends section 3's rows to a throughput table (``orchestrator/throughput.csv``'s
-columns: aggregate samples/s of OUR loop per trials-per-device), which the dry run's estimate reads.
+``--write-table PATH`` appends section 3's and 4's rows to a throughput table (``orchestrator/throughput.csv``'s
+columns: aggregate samples/s of OUR loop per trials-per-device, workload ``train``; the scan's sentences/s per
+actors sharing a GPU, workload ``salt_scan``), which the dry run's estimate, ``--gpus-per-trial auto`` and the
+SALT scan's actors per GPU read.
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ sys.path.insert(0, str(REPO))
 import mfu  # noqa: E402
 from concurrent_trials import free_memory_gb, memory_need_gb, run_concurrent  # noqa: E402
 from report_table import Report, append_throughput_rows, fmt_rate, fmt_share  # noqa: E402
+from orchestrator.throughput import TRAIN  # noqa: E402
+from trainables.methods.salt.scan import SALT_SCAN  # noqa: E402
 from workloads import (SIZE_NAMES, SIZES, hf_trainer, make_data, make_model_dir, non_embedding_parameters,  # noqa: E402
                        our_config, ours, scan_workload, train_lengths)
 
 SOURCE = "bench/gpu_report.py"
+SCAN_BATCH = 64  # the scan's map_batches batch (``ScanSettings.batch_size``'s default)
 
 
 def parse_args(argv: list[str] | None, gpu: bool) -> argparse.Namespace:
@@ -60,21 +65,24 @@ def parse_args(argv: list[str] | None, gpu: bool) -> argparse.Namespace:
     parser.add_argument("--trials", default="1,2,4,8" if gpu else "1,2", help="section 3: concurrent trials, e.g. 1,2,4")
     parser.add_argument("--concurrent-steps", type=int, default=120 if gpu else 10, help="steps of each run, section 3")
     parser.add_argument("--scan-examples", type=int, default=8000 if gpu else 200, help="section 4: pairs scanned")
-    parser.add_argument("--scan-actors", type=int, default=4 if gpu else 2, help="section 4: Ray Data scanner actors")
+    parser.add_argument("--scan-actors", type=int, default=2, help="section 4 on CPU: Ray Data scanner actors")
+    parser.add_argument("--scan-per-gpu", default="1,2,4", help="section 4 on GPU: scanner actors sharing the GPU")
     parser.add_argument("--overhead-steps", type=int, default=100 if gpu else 10, help="section 5: the trial's steps")
     parser.add_argument("--sections", default="1,2,3,4,5", help="which sections run, e.g. 1,2,3")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
-    parser.add_argument("--write-table", metavar="PATH", help="append section 3's rows to this throughput CSV")
+    parser.add_argument("--write-table", metavar="PATH", help="append sections 3 and 4's rows to this throughput CSV")
     args = parser.parse_args(argv)
     try:
         args.trials = sorted({int(k) for k in args.trials.split(",")})
+        args.scan_per_gpu = sorted({int(k) for k in args.scan_per_gpu.split(",")})
         args.sections = {int(s) for s in args.sections.split(",")}
     except ValueError:
-        parser.exit(2, "error: --trials and --sections take comma-separated integers, e.g. --trials 1,2,4\n")
+        parser.exit(2, "error: --trials, --scan-per-gpu and --sections take comma-separated integers, e.g. --trials 1,2,4\n")
     positive = ("batch", "max_length", "steps", "rounds", "concurrent_steps", "scan_examples", "scan_actors",
                 "overhead_steps")
     bad = [f"--{name.replace('_', '-')} {getattr(args, name)}" for name in positive if getattr(args, name) < 1]
-    bad += [f"--trials {k}" for k in args.trials if k < 1] + [f"--sections {s}" for s in args.sections
+    bad += [f"--trials {k}" for k in args.trials if k < 1] + [f"--scan-per-gpu {k}" for k in args.scan_per_gpu if k < 1]
+    bad += [f"--sections {s}" for s in args.sections
                                                             if s not in range(1, 6)]
     if bad:
         parser.exit(2, f"error: {', '.join(bad)}: expected positive counts and sections among 1-5\n")
@@ -167,7 +175,7 @@ class GpuReport:
                             f"{done.aggregate / base:.2f}x of 1; each {own}; peak {done.peak_memory_gb:.2f} GB/process"
                             f" ({'max_memory_allocated' if self.gpu else 'ru_maxrss'}); summed MFU "
                             f"{self.mfu_text(done.aggregate)}")
-        rows = [{"model": SIZE_NAMES[a.size], "layers": SIZES[a.size][1], "hidden": SIZES[a.size][0],
+        rows = [{"workload": TRAIN, "model": SIZE_NAMES[a.size], "layers": SIZES[a.size][1], "hidden": SIZES[a.size][0],
                  "device": self.device if self.gpu else f"cpu ({threads} threads)", "precision": self.precision,
                  "max_length": a.max_length, "batch": a.batch, "trials_per_device": int(k),
                  "samples_per_second": round(v["aggregate_samples_per_second"], 2),
@@ -179,22 +187,36 @@ class GpuReport:
             self.report.add("3 concurrent", "throughput rows written", str(len(rows)), a.write_table)
 
     def scan_section(self, out: dict) -> None:
+        """The scan on one device with k actors sharing it (GPU: 1, 2, 4; CPU: ``--scan-actors`` CPU actors), each
+        a fresh Ray Data run; with ``--write-table``, rows of workload ``salt_scan`` that the SALT step's actors
+        per GPU are chosen from (``orchestrator.sharing.actor_share``)."""
         from ray_overhead import start_local_ray
         from trainables.methods.salt.scan import scan_with_ray_data
 
         a = self.args
         plan, train, sentences = scan_workload(self.root / "scan", a.size, a.scan_examples, languages=4)
-        gpus = 1.0 / a.scan_actors if self.gpu else 0.0
         start_local_ray(self.gpu)
-        started = time.perf_counter()
-        scan_with_ray_data(plan, train, self.root / "scan-out" / "parts", batch_size=64, gpus_per_actor=gpus,
-                           concurrency=a.scan_actors)
-        seconds = time.perf_counter() - started
-        out.update(sentences=sentences, seconds=seconds, sentences_per_second=sentences / seconds,
-                   actors=a.scan_actors, gpus_per_actor=gpus)
-        self.report.add("4 SALT scan", "Ray Data sentences/s", fmt_rate(sentences / seconds),
-                        f"{sentences} sentences, {a.scan_actors} actors x {gpus:g} GPU, 4 languages, top-1, "
-                        f"start-up included ({seconds:.0f} s)")
+        rows = []
+        for actors in (a.scan_per_gpu if self.gpu else (a.scan_actors,)):
+            gpus = 1.0 / actors if self.gpu else 0.0
+            started = time.perf_counter()
+            scan_with_ray_data(plan, train, self.root / f"scan-out-{actors}" / "parts", batch_size=SCAN_BATCH,
+                               gpus_per_actor=gpus, concurrency=actors)
+            seconds = time.perf_counter() - started
+            out[str(actors)] = dict(sentences=sentences, seconds=seconds, sentences_per_second=sentences / seconds,
+                                    actors=actors, gpus_per_actor=gpus)
+            self.report.add("4 SALT scan", f"{actors} actor(s): Ray Data sentences/s", fmt_rate(sentences / seconds),
+                            f"{sentences} sentences, {actors} actors x {gpus:g} GPU, 4 languages, top-1, "
+                            f"start-up included ({seconds:.0f} s)")
+            rows.append({"workload": SALT_SCAN, "model": SIZE_NAMES[a.size], "layers": SIZES[a.size][1],
+                         "hidden": SIZES[a.size][0], "device": self.device if self.gpu else "cpu",
+                         "precision": "fp32", "max_length": plan.max_length, "batch": SCAN_BATCH,  # no autocast
+                         "trials_per_device": actors, "samples_per_second": round(sentences / seconds, 2),
+                         "peak_memory_gb": 0, "measured": datetime.date.today().isoformat(), "source": SOURCE})
+        out["table_rows"] = rows
+        if a.write_table and rows:
+            append_throughput_rows(a.write_table, rows)
+            self.report.add("4 SALT scan", "throughput rows written", str(len(rows)), a.write_table)
 
     def overhead_section(self, out: dict) -> None:
         from ray_overhead import measure, start_local_ray

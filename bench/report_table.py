@@ -15,9 +15,10 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-THROUGHPUT_COLUMNS = ("model", "layers", "hidden", "device", "precision", "max_length", "batch", "trials_per_device",
-                      "samples_per_second", "peak_memory_gb", "measured", "source")
-"""The columns of ``orchestrator/throughput.csv``, the measured figures the dry run's GPU-hour estimate reads."""
+from orchestrator.throughput import COLUMNS as THROUGHPUT_COLUMNS
+
+# ``THROUGHPUT_COLUMNS``: the columns of ``orchestrator/throughput.csv``, the measured figures the dry run's GPU-hour
+# estimate and ``--gpus-per-trial auto`` read (defined there, once).
 
 
 class Report:

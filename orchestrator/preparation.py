@@ -25,7 +25,7 @@ from search_spaces.spec import Dimension
 from smoke import build_smoke_wordlists
 from trainables.config import TrainConfig
 from trainables.methods import SPECS, get_method, get_spec
-from trainables.method_spec import Preparation, PreparationError, PrepareContext, PrepareStep, StepUse
+from trainables.method_spec import Cluster, Preparation, PreparationError, PrepareContext, PrepareStep, StepUse
 from trainables.tasks import TaskSpec
 
 __all__ = ["Preparation", "PreparationError", "all_steps", "check_method_inputs", "check_model_inputs",
@@ -154,7 +154,7 @@ def prepare_method(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, ass
         summaries.append(part.summary)
         runs.append(part.run)
 
-    def run(tracker, cluster: dict[str, float]) -> None:
+    def run(tracker, cluster: Cluster) -> None:
         for step_run in runs:
             step_run(tracker, cluster)
 

@@ -5,7 +5,8 @@ with the highest aggregate throughput for the sweep's model, device and precisio
 measurement or the repository's table (``orchestrator.throughput``); one trial per GPU where neither
 has a figure. On a cluster without GPUs, explicit ``auto`` applies the same rule to CPUs: k trials per
 CPU means each worker asks for 1/k of one. The choice and its reason are printed and logged on the
-parent run (``resources.*`` params).
+parent run (``resources.*`` params). A preparation step's Ray Data actors (SALT's scan) share a GPU by the
+same rule from their own measured rows (``actor_share``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.throughput import AUTO, Rate, SharingChoice, choose_trials_per_device, cluster_device_kind, measured_rates, model_size
+from trainables.preparation import Cluster, DeviceShare
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,26 @@ def resolve_sharing(requested: float | str | None, cpus_per_worker: float, clust
     if kind == "cpu":
         return Sharing(0.0, cpus_per_worker * choice.fraction(), choice, kind)
     return Sharing(choice.fraction(), cpus_per_worker, choice, kind)
+
+
+def actor_share(workload: str, cluster: dict[str, float], *, model: str | None, precision: str = "fp32") -> DeviceShare:
+    """How many actors of a preparation step's Ray Data ``workload`` (e.g. SALT's scan) share one GPU of
+    ``cluster``: the count with the best measured aggregate rate for the model on this GPU kind (the table's
+    rows of that workload, ``bench/gpu_report.py --write-table``), by the trials' rule; 1 without a figure. The
+    scan runs in full precision (no autocast), so its rows are ``fp32``."""
+    kind = cluster_device_kind(cluster)
+    if kind == "cpu":
+        return DeviceShare(0.0, "CPU actors (the cluster has no GPU)")
+    size = model_size(model)
+    rates = measured_rates(size, kind, precision, workload=workload) if size else {}
+    choice = choose_trials_per_device(rates, unit=f"{workload} actor", per="sentences/s",
+                                      how="`make bench-gpu` on this GPU measures it (section 4, --write-table)")
+    return DeviceShare(choice.fraction(), choice.reason)
+
+
+def preparation_cluster(cfg, cluster: dict[str, float]) -> Cluster:
+    """The cluster as the preparation steps' Ray work sees it (``trainables.preparation.Cluster``)."""
+    return Cluster(resources=dict(cluster), share=lambda workload: actor_share(workload, cluster, model=cfg.model))
 
 
 def sweep_sharing(cfg, cluster: dict[str, float], first, sweep_dir: Path) -> Sharing:

@@ -28,7 +28,7 @@ from orchestrator.experiments import Experiment, get_experiment
 from orchestrator.footprint import Footprint
 from orchestrator.paper_numbers import paper_model
 from orchestrator.dry_run import describe_plan
-from orchestrator.sharing import probe_cluster, sweep_sharing
+from orchestrator.sharing import preparation_cluster, probe_cluster, sweep_sharing
 from orchestrator.throughput import AUTO, TRIALS_PER_DEVICE, cluster_device_kind
 from orchestrator.plan import TrialResolver, arm_recipes, legend_notes, recipe_settings
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, check_model_inputs,
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from orchestrator.stages import StageContext, StageFailed, StageInterrupted, run_confirm
     from orchestrator.trial import TrainLaunch
 
-    preparation.run(tracker, cluster)
+    preparation.run(tracker, preparation_cluster(cfg, cluster))
     resolver = _resolver(cfg, experiment, task, assets, state, preparation)
     sharing = sweep_sharing(cfg, cluster, resolver.arm_config(experiment.confirm_arms[0].name, cfg.seeds[0]), sweep_dir)
     tracker.log_params(sharing.params())

@@ -1,9 +1,11 @@
 """Measured training throughput, kept in the repository: what the cost estimate and ``--gpus-per-trial auto`` read.
 
-``throughput.csv`` holds one row per measurement of *our* training loop: a model size (its encoder's
-layers x hidden size), a device (``torch.cuda.get_device_name()``, or ``cpu (N threads)``), the precision,
-the sequence length and batch, how many trials shared the device, and their **aggregate** training
-sequences per second with each trial's peak memory. ``bench/gpu_report.py --write-table`` appends rows;
+``throughput.csv`` holds one row per measurement of a workload: ``train`` (*our* training loop; the rate is
+training sequences/s) or ``salt_scan`` (SALT's candidate scan on Ray Data; sentences/s, the batch is
+examples per ``map_batches`` batch); a model size (its encoder's layers x hidden size), a device
+(``torch.cuda.get_device_name()``, or ``cpu (N threads)``), the precision, the sequence length and batch,
+how many trials (scan actors) shared the device, and their **aggregate** rate with each one's peak memory
+(0: not measured). ``bench/gpu_report.py --write-table`` appends rows;
 nothing here is typed in by hand, so a device the table has no row for gets no figure (the estimate then
 says so and points at ``--probe``), never a guessed one.
 
@@ -19,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TABLE = Path(__file__).with_name("throughput.csv")
-COLUMNS = ("model", "layers", "hidden", "device", "precision", "max_length", "batch", "trials_per_device",
+COLUMNS = ("workload", "model", "layers", "hidden", "device", "precision", "max_length", "batch", "trials_per_device",
            "samples_per_second", "peak_memory_gb", "measured", "source")
 TRIALS_PER_DEVICE = (1, 2, 4, 8)
+TRAIN = "train"  # the training loop's workload; a preparation step names its own (SALT's: "salt_scan")
 # The encoders the papers used, by hub id: (layers, hidden). Any other model is read from its config.json.
 KNOWN_MODELS = {
     "bert-base-multilingual-cased": (12, 768),
@@ -88,14 +91,15 @@ def device_matches(kind: str, device: str) -> bool:
 
 
 def measured_rates(size: ModelSize, kind: str, precision: str, *, max_length: int | None = None,
-                   table: Path = TABLE) -> dict[int, Rate]:
-    """The table's rates for ``size`` on a ``kind`` device in ``precision``, by trials per device (where a
-    (size, device, trials) has several rows, the one measured at ``max_length`` if any, then the latest)."""
+                   workload: str = TRAIN, table: Path = TABLE) -> dict[int, Rate]:
+    """The table's rates of ``workload`` for ``size`` on a ``kind`` device in ``precision``, by trials (actors) per
+    device (where a (size, device, trials) has several rows, the one measured at ``max_length`` if any, then the
+    latest)."""
     if not table.is_file():
         return {}
     with table.open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle)
-                if int(row["layers"]) == size.layers and int(row["hidden"]) == size.hidden
+                if row["workload"] == workload and int(row["layers"]) == size.layers and int(row["hidden"]) == size.hidden
                 and row["precision"] == precision and device_matches(kind, row["device"])]
     rows.sort(key=lambda row: (max_length is not None and int(row["max_length"]) == max_length, row["measured"]))
     rates = {}
@@ -118,22 +122,23 @@ class SharingChoice:
         return 1.0 / self.trials
 
 
-def choose_trials_per_device(rates: dict[int, Rate], *, memory_gb: float | None = None,
-                             kind: str = "GPU") -> SharingChoice:
-    """The trials per device with the highest aggregate throughput among those whose trials fit in the
-    device's memory (``memory_gb``: None = unknown, every measured count fits), the fewest within
-    ``NEAR_BEST`` of it. Without measurements: one trial per device, and the reason says so."""
+def choose_trials_per_device(rates: dict[int, Rate], *, memory_gb: float | None = None, kind: str = "GPU",
+                             unit: str = "trial", per: str = "sequences/s", how: str = "--probe measures it"
+                             ) -> SharingChoice:
+    """The trials (``unit``: or scan actors) per device with the highest aggregate throughput among those whose
+    trials fit in the device's memory (``memory_gb``: None = unknown, every measured count fits), the fewest within
+    ``NEAR_BEST`` of it. Without measurements: one per device, and the reason says so (and ``how`` to measure)."""
     fits = {k: rate for k, rate in rates.items()
             if memory_gb is None or not rate.peak_memory_gb or rate.peak_memory_gb * k <= memory_gb}
     if not fits:
         why = ("no measured throughput for this model and device" if not rates
                else f"no measured sharing fits in {memory_gb:g} GB")
-        return SharingChoice(1, f"1 trial per {kind} ({why}; --probe measures it)")
+        return SharingChoice(1, f"1 {unit} per {kind} ({why}; {how})")
     best = max(rate.samples_per_second for rate in fits.values())
     trials = min(k for k, rate in fits.items() if rate.samples_per_second >= (1 - NEAR_BEST) * best)
     rate = fits[trials]
     others = ", ".join(f"{k}: {fits[k].samples_per_second:.0f}/s" for k in sorted(fits))
-    return SharingChoice(trials, f"{trials} trial(s) per {kind}: {rate.samples_per_second:.0f} sequences/s in all "
+    return SharingChoice(trials, f"{trials} {unit}(s) per {kind}: {rate.samples_per_second:.0f} {per} in all "
                                  f"(measured for 1, 2, ...: {others}; the fewest within {NEAR_BEST:.0%} of the best) "
                                  f"[{rate.source}]")
 
@@ -146,7 +151,8 @@ def table_gpu_kinds(table: Path = TABLE) -> list[str]:
     if not table.is_file():
         return []
     with table.open(newline="") as handle:
-        return list(dict.fromkeys(row["device"] for row in csv.DictReader(handle) if not row["device"].startswith("cpu")))
+        return list(dict.fromkeys(row["device"] for row in csv.DictReader(handle)
+                                  if row["workload"] == TRAIN and not row["device"].startswith("cpu")))
 
 
 def cluster_device_kind(cluster: dict[str, float]) -> str:

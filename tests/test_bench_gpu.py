@@ -18,7 +18,7 @@ import mfu  # noqa: E402
 from concurrent_trials import aggregate_samples_per_second, memory_need_gb  # noqa: E402
 from report_table import THROUGHPUT_COLUMNS, append_throughput_rows  # noqa: E402
 
-HEADER = ("model,layers,hidden,device,precision,max_length,batch,trials_per_device,samples_per_second,"
+HEADER = ("workload,model,layers,hidden,device,precision,max_length,batch,trials_per_device,samples_per_second,"
           "peak_memory_gb,measured,source")
 
 
@@ -65,7 +65,7 @@ def test_aggregate_is_all_samples_over_the_common_window():
 def test_throughput_rows_get_the_estimators_header_once(tmp_path):
     assert ",".join(THROUGHPUT_COLUMNS) == HEADER
     assert (REPO / "orchestrator" / "throughput.csv").read_text().splitlines()[0] == HEADER
-    row = {"model": "small", "layers": 4, "hidden": 256, "device": "cpu (1 threads)", "precision": "fp32",
+    row = {"workload": "train", "model": "small", "layers": 4, "hidden": 256, "device": "cpu (1 threads)", "precision": "fp32",
            "max_length": 128, "batch": 32, "trials_per_device": 1, "samples_per_second": 80.5, "peak_memory_gb": 0.6,
            "measured": "2026-12-03", "source": "bench/gpu_report.py"}
     path = tmp_path / "throughput.csv"
@@ -82,7 +82,7 @@ def test_throughput_rows_get_the_estimators_header_once(tmp_path):
 def test_bad_flags_get_one_line_and_exit_2(capsys):
     from gpu_report import parse_args
 
-    for argv in (["--trials", "1,x"], ["--steps", "0"], ["--sections", "6"], ["--json", "/no/such/dir/r.json"]):
+    for argv in (["--trials", "1,x"], ["--scan-per-gpu", "0"], ["--steps", "0"], ["--sections", "6"], ["--json", "/no/such/dir/r.json"]):
         with pytest.raises(SystemExit) as exit_:
             parse_args(argv, gpu=False)
         assert exit_.value.code == 2
@@ -103,7 +103,7 @@ def test_make_bench_gpu_runs_on_cpu_and_prints_the_table(tmp_path):
     printed = out[out.index("| section | measure | value | detail |"):]
     for measure in ("ours samples/s", "hf_tuned samples/s", "hf_plain samples/s", "ours / hf_tuned",
                     "ours / hf_plain", "model FLOPs per sample", "ours MFU", "1 trials: aggregate samples/s",
-                    "2 trials: aggregate samples/s", "Ray Data sentences/s", "start to first step",
+                    "2 trials: aggregate samples/s", "2 actor(s): Ray Data sentences/s", "start to first step",
                     "last step to result"):
         assert f"| {measure} |" in printed, measure
     assert "| error |" not in printed
@@ -119,13 +119,14 @@ def test_make_bench_gpu_runs_on_cpu_and_prints_the_table(tmp_path):
         concurrent = sections["concurrent"][k]
         assert concurrent["aggregate_samples_per_second"] > 0 and concurrent["peak_memory_gb"] > 0
         assert len(concurrent["children"]) == int(k)
-    assert sections["salt_scan"]["sentences_per_second"] > 0
+    assert sections["salt_scan"]["2"]["sentences_per_second"] > 0  # CPU: one run, --scan-actors 2
     overhead = sections["ray_overhead"]
     assert 0 < overhead["start_share"] < 1 and 0 < overhead["end_share"] < 1
     assert overhead["start_share"] + overhead["end_share"] < 1
 
     rows = list(csv.DictReader(table.open()))
     assert table.read_text().splitlines()[0] == HEADER
-    assert [int(r["trials_per_device"]) for r in rows] == [1, 2]
-    assert all(r["model"] == "tiny" and r["device"] == "cpu (1 threads)" and r["precision"] == "fp32"
-               and r["source"] == "bench/gpu_report.py" and float(r["samples_per_second"]) > 0 for r in rows)
+    assert [(r["workload"], int(r["trials_per_device"])) for r in rows] == [("train", 1), ("train", 2), ("salt_scan", 2)]
+    assert all(r["model"] == "tiny" and r["precision"] == "fp32" and r["source"] == "bench/gpu_report.py"
+               and float(r["samples_per_second"]) > 0 for r in rows)
+    assert [r["device"] for r in rows] == ["cpu (1 threads)"] * 2 + ["cpu"]

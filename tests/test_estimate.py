@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -58,7 +59,7 @@ def write_table(path: Path, rows: list[dict]) -> Path:
 
 
 def row(device: str, k: int, total: float, **extra) -> dict:
-    base = {"model": "mbert-base", "layers": 12, "hidden": 768, "device": device, "precision": "bf16", "max_length": 128,
+    base = {"workload": "train", "model": "mbert-base", "layers": 12, "hidden": 768, "device": device, "precision": "bf16", "max_length": 128,
             "batch": 32, "trials_per_device": k, "samples_per_second": total, "peak_memory_gb": 6.0,
             "measured": "2026-12-01", "source": "bench/gpu_report.py"}
     return {**base, **extra}
@@ -69,7 +70,8 @@ def test_the_table_is_read_by_model_size_device_kind_and_precision(tmp_path):
         row("NVIDIA H100 80GB HBM3", 1, 900), row("NVIDIA H100 80GB HBM3", 2, 1500),
         row("NVIDIA H100 80GB HBM3", 1, 950, max_length=256, measured="2026-12-02"),
         row("NVIDIA A100-SXM4-80GB", 1, 400), row("NVIDIA H100 80GB HBM3", 1, 300, precision="fp32"),
-        row("cpu (1 threads)", 1, 20, precision="fp32")])
+        row("cpu (1 threads)", 1, 20, precision="fp32"),
+        row("NVIDIA H100 80GB HBM3", 1, 5000, workload="salt_scan")])  # another workload's rate: never a trial's
     size = model_size("bert-base-multilingual-cased")
     h100 = measured_rates(size, "H100", "bf16", max_length=128, table=table)  # Ray's accelerator type names it
     assert {k: r.samples_per_second for k, r in h100.items()} == {1: 900, 2: 1500}  # the max_length 128 row wins
@@ -150,3 +152,28 @@ def test_a_dry_run_probe_measures_this_machine_and_auto_shows_its_choice(tmp_pat
     assert "--gpus-per-trial auto: " in out and "trial(s) per CPU" in out
     assert not (tmp_path / "mlflow.db").exists()
     assert {p.name for p in (tmp_path / "sweeps" / "baseline_xnli").iterdir()} <= {"probe", "cache"}
+
+
+def test_scan_actors_share_a_gpu_by_the_measured_scan_rates_and_one_per_gpu_without(tmp_path, monkeypatch):
+    """SALT's scan actors per GPU (issue 18 item 3): the same rule as the trials, on the table's ``salt_scan`` rows
+    (full precision: the scan has no autocast); the training rows never count."""
+    from orchestrator.sharing import actor_share, preparation_cluster
+    from trainables.preparation import Cluster
+
+    table = write_table(tmp_path / "t.csv", [
+        row("NVIDIA H100 80GB HBM3", 1, 2000, workload="salt_scan", precision="fp32"),
+        row("NVIDIA H100 80GB HBM3", 2, 3600, workload="salt_scan", precision="fp32"),
+        row("NVIDIA H100 80GB HBM3", 4, 3700, workload="salt_scan", precision="fp32"),
+        row("NVIDIA A100-SXM4-80GB", 1, 900), row("NVIDIA A100-SXM4-80GB", 2, 1800)])  # training rows only
+    monkeypatch.setattr("orchestrator.sharing.measured_rates", lambda *a, **k: measured_rates(*a, **{**k, "table": table}))
+    h100 = {"CPU": 16.0, "GPU": 2.0, "accelerator_type:H100": 1.0}
+    share = actor_share("salt_scan", h100, model="bert-base-multilingual-cased")
+    assert share.gpus_per_actor == 0.5  # 3600 >= 0.95 x 3700: the fewest near the best
+    assert share.reason.startswith("2 salt_scan actor(s) per GPU: 3600 sentences/s")
+    a100 = actor_share("salt_scan", {"CPU": 8.0, "GPU": 1.0, "accelerator_type:A100": 1.0},
+                       model="bert-base-multilingual-cased")
+    assert a100.gpus_per_actor == 1.0 and "no measured throughput" in a100.reason and "make bench-gpu" in a100.reason
+    assert actor_share("salt_scan", {"CPU": 2.0}, model=None).gpus_per_actor == 0.0
+    cluster = preparation_cluster(SimpleNamespace(model="bert-base-multilingual-cased"), h100)
+    assert (cluster.gpus, cluster.cpus) == (2.0, 16.0) and cluster.share("salt_scan") == share
+    assert Cluster({"CPU": 4.0}).share("salt_scan").gpus_per_actor == 1.0  # a bare Cluster: one actor per GPU

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trainables.method_base import Method
-from trainables.preparation import (Preparation, PreparationError, PrepareContext, PrepareStep,  # noqa: F401
-                                   StepUse)
+from trainables.preparation import (Cluster, DeviceShare, Preparation, PreparationError, PrepareContext,  # noqa: F401
+                                   PrepareStep, StepUse)
 
 
 @dataclass(frozen=True)

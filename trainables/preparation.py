@@ -22,6 +22,32 @@ class PreparationError(Exception):
     """A method cannot be prepared with this input. ``str()`` is one line for the user."""
 
 
+@dataclass(frozen=True)
+class DeviceShare:
+    """How much of a GPU each actor of a step's Ray Data job asks for (0: CPU actors), and why."""
+
+    gpus_per_actor: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The running cluster as a step's Ray work (``Preparation.run``) sees it: its resources, and ``share``, which
+    says how many of a workload's actors share one GPU (the orchestrator's choice from measured figures,
+    ``orchestrator.sharing.actor_share``; a step with its own setting takes that instead)."""
+
+    resources: Mapping[str, float]
+    share: Callable[[str], DeviceShare] = lambda workload: DeviceShare(1.0, "1 actor per GPU")
+
+    @property
+    def gpus(self) -> float:
+        return float(self.resources.get("GPU", 0))
+
+    @property
+    def cpus(self) -> float:
+        return float(self.resources.get("CPU", 1))
+
+
 @dataclass
 class Preparation:
     """What one preparation step hands to the rest of the sweep (the orchestrator merges every step's)."""
@@ -33,7 +59,7 @@ class Preparation:
     spaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # logged on the parent run
     summary: str = ""  # printed before the stages start
-    run: Callable[[Any, dict[str, float]], None] = lambda tracker, cluster: None  # Ray work; tags the parent run
+    run: Callable[[Any, Cluster], None] = lambda tracker, cluster: None  # Ray work; tags the parent run
 
 
 @dataclass(frozen=True)

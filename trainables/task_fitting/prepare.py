@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainables.preparation import Preparation, PreparationError, PrepareContext, PrepareStep, StepUse
+from trainables.preparation import Cluster, Preparation, PreparationError, PrepareContext, PrepareStep, StepUse
 from trainables.task_fitting.mlm import BtfSettings
 from trainables.tasks import TaskSpec, split_key
 
@@ -125,9 +125,9 @@ class BtfRun(PrepareStep):
                    f"{'' if plan.steps == steps else ' (a run to ' + ', '.join(map(str, plan.steps)) + ' steps)'}: {path}")
         workers, cpus, max_failures = ctx.workers_per_trial, ctx.cpus_per_worker, ctx.max_failures
 
-        def run(tracker, cluster: dict[str, float]) -> None:
+        def run(tracker, cluster: Cluster) -> None:
             result = run_btf_cached(plan, cache_dir, storage_path=str(cache_dir / "btf-runs"),
-                                    num_workers=workers, use_gpu=cluster.get("GPU", 0) >= 1,
+                                    num_workers=workers, use_gpu=cluster.gpus >= 1,
                                     cpus_per_worker=cpus, max_failures=max_failures,
                                     log=lambda line: print(line, flush=True))
             if "augment.cache" not in tracker.tags():  # a resumed sweep keeps what its first start found

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from trainables.methods.salt.method import Params
-from trainables.methods.salt.scan import ScanSettings
+from trainables.methods.salt.scan import SALT_SCAN, ScanSettings
 from trainables.arg_types import non_negative_float, positive_int
-from trainables.method_spec import Preparation, PreparationError, PrepareContext, PrepareStep
+from trainables.method_spec import Cluster, Preparation, PreparationError, PrepareContext, PrepareStep
 from trainables.tasks import TaskSpec, split_key
 
 
@@ -104,8 +104,8 @@ class SaltScan(PrepareStep):
             space = dict(ctx.space)
             if not settings.shared_threshold and PER_LANGUAGE in space:
                 space = {("threshold_<lang>" if k == PER_LANGUAGE else k): v for k, v in space.items()}
-        gpus = ("1 GPU per actor if the cluster has GPUs" if settings.gpus_per_actor is None
-                else f"{settings.gpus_per_actor:g} GPU per actor")
+        gpus = ("on a GPU cluster the actors per GPU with the best measured scan rate (orchestrator/throughput.csv; "
+                "1 without a figure)" if settings.gpus_per_actor is None else f"{settings.gpus_per_actor:g} GPU per actor")
         defaults = Params()
         keep = ctx.fixed.get("keep_original", defaults.keep_original)
         rule = ctx.fixed.get("candidate_rule", defaults.candidate_rule)
@@ -179,15 +179,23 @@ class SaltScan(PrepareStep):
         summary = (f"[salt] code-switching into {', '.join(languages)} ({rule}) + English synonyms; "
                    f"word lists: {lists.describe()}; candidate scan {'cached' if cached else 'to run'}: {path}")
 
-        def run(tracker, cluster: dict[str, float]) -> None:
-            gpus = (settings.gpus_per_actor if settings.gpus_per_actor is not None
-                    else (1.0 if cluster.get("GPU", 0) >= 1 else 0.0))
+        def run(tracker, cluster: Cluster) -> None:
+            if settings.gpus_per_actor is not None:
+                gpus = settings.gpus_per_actor
+            elif cluster.gpus >= 1:  # actors per GPU from the measured scan rates (1 without a figure)
+                share = cluster.share(SALT_SCAN)
+                gpus = share.gpus_per_actor
+                print(f"[salt] candidate scan: {share.reason}", flush=True)
+                tracker.set_tags({"salt.scan_sharing": share.reason[:5000]})
+            else:
+                gpus = 0.0
             if settings.concurrency is not None:
                 concurrency = settings.concurrency
             elif gpus > 0:
-                concurrency = max(1, math.floor(cluster.get("GPU", 0) / gpus + 1e-9))
+                concurrency = max(1, math.floor(cluster.gpus / gpus + 1e-9))
             else:
-                concurrency = max(1, int(cluster.get("CPU", 1)) // 2)
+                concurrency = max(1, int(cluster.cpus) // 2)
+            tracker.set_tags({"salt.scan_gpus_per_actor": f"{gpus:g}", "salt.scan_actors": str(concurrency)})
             result = scan_cached(plan, raw_train, cache_dir, batch_size=settings.batch_size, gpus_per_actor=gpus,
                                  concurrency=concurrency, log=lambda line: print(line, flush=True))
             if "augment.cache" not in tracker.tags():  # a resumed sweep keeps what its first start found

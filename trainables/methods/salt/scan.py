@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 SCAN_FORMAT = "salt-scan-v2"  # v2: orig_<lang>, the original word's probability
 META_FILE = "scan.json"
+SALT_SCAN = "salt_scan"  # the scan's workload name in orchestrator/throughput.csv (its actors per GPU are read there)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class ScanSettings:
     num_languages: int = 3
     top_k: int = 1
     batch_size: int = 64  # training examples per map_batches batch (two sentences each for pairs)
-    gpus_per_actor: float | None = None  # None: 1 if the cluster has GPUs, else CPU actors
+    gpus_per_actor: float | None = None  # None: from the measured scan rates on a GPU cluster, else CPU actors
     concurrency: int | None = None  # None: one actor per GPU (or per 2 CPUs on a CPU cluster)
     shared_threshold: bool = False  # the paper's one threshold for every target language
 
