@@ -25,6 +25,7 @@ SEARCHED = {"learning_rate", "target_precision", "hard_weight", "rounds", "mlm_s
 # Self-training without BTF is the same recipe with the BTF switch off: that switch is tested in-process
 # (test_self_training) and the arm's resolution without Ray (test_experiments). MARC's sweep is then
 # followed by a second one that finds the BTF models in the cache.
+@pytest.mark.timeout(2400)  # MARC's sweep and the second one (one confirm run); the suite's 900 s is for one sweep
 @pytest.mark.parametrize("experiment, samples, arms", [("btf_marc", 1, ("baseline", "btf", "btf_self_training")),
                                                        ("btf_panx", 0, ("baseline", "btf_self_training_voters"))])
 def test_btf_sweep_compares_every_arm_and_reuses_the_cached_btf_model(tmp_path, experiment, samples, arms):
