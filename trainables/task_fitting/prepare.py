@@ -121,8 +121,8 @@ class BtfRun(PrepareStep):
                   "btf.steps": ",".join(map(str, steps)), "btf.run_steps": ",".join(map(str, plan.steps)), "btf.corpus_rows": sum(len(t) for t in texts.values())}
         params.update({f"sweep.btf.{k}": v for k, v in ctx.settings_dict.items()})
         summary = (f"[btf] MLM on {params['btf.corpus_rows']} unlabelled texts ({', '.join(plan.languages)}) to "
-                   f"{', '.join(map(str, steps))} steps; {'cached' if cached else 'to run'}"
-                   f"{'' if plan.steps == steps else ' (a run to ' + ', '.join(map(str, plan.steps)) + ' steps)'}: {path}")
+                   f"{', '.join(map(str, steps))} steps; {'cached' if cached else 'to run'}: {path}"
+                   f"{'' if plan.steps == steps else ' (a run to ' + ', '.join(map(str, plan.steps)) + ' steps)'}")
         workers, cpus, max_failures = ctx.workers_per_trial, ctx.cpus_per_worker, ctx.max_failures
 
         def run(tracker, cluster: Cluster) -> None:
