@@ -33,7 +33,8 @@ from orchestrator.results import METRIC_LABELS, arm_metrics
 from orchestrator.stats import summarize
 from orchestrator.stats_summary import Summary
 from orchestrator.tracking_server import check_tracking
-from orchestrator.tracking import SweepTracker, TrackingUnavailable, open_client, resolve_tracking_uri
+from orchestrator.tracking import SweepTracker
+from orchestrator.tracking_store import TrackingUnavailable, open_client, resolve_tracking_uri
 from trainables.tasks import get_task
 
 COMPARE_STAGE = "compare"

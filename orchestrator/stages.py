@@ -117,13 +117,14 @@ def run_confirm(ctx: StageContext, arms: list[str], seeds: list[int]) -> None:
                                   for (arm, seed), twin in twins.items()), flush=True)
     trained = [pair for pair in pairs if pair not in twins]
     _run_confirm_pairs(ctx, trained, name="confirm")
-    ended = ctx.tracker.confirm_outcomes()  # one MLflow query, not one per pair
-    missing = [pair for pair in trained if pair not in ended]
+    ended = ctx.tracker.outage.call(ctx.tracker.confirm_outcomes)  # one MLflow query, not one per pair
+    # MLflow down (orchestrator.tracking_outage): no refill; Tune ended every pair, and --resume writes their runs
+    missing = [] if ended is None else [pair for pair in trained if pair not in ended]
     if missing:
         print(f"[confirm] running {len(missing)} trial(s) with no result again: "
               + ", ".join(f"{arm} seed {seed}" for arm, seed in missing), flush=True)
         _run_confirm_pairs(ctx, missing, name="confirm-fill")
-    record_reused_runs(ctx.tracker, twins)
+    ctx.tracker.outage.call(record_reused_runs, ctx.tracker, twins)  # or --resume does
 
 
 def _run_confirm_pairs(ctx: StageContext, pairs: list[tuple[str, int]], *, name: str) -> None:

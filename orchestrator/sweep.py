@@ -34,6 +34,7 @@ from orchestrator.plan import TrialResolver, arm_recipes, legend_notes, recipe_s
 from orchestrator.preparation import (Preparation, PreparationError, check_method_inputs, check_model_inputs,
                                      prepare_method, unlabelled_languages)
 from orchestrator.quiet import local_cpus, local_gpus, quiet_known_noise, raylet_settings, startup_concurrency
+from orchestrator.resume_check import check_resume_matches
 from orchestrator.reuse import identical_arm_notes
 from orchestrator.results import ReportSettings, collect_confirm_results, report_results, report_search_figures
 from orchestrator.significance import SignificanceOptions
@@ -41,8 +42,9 @@ from orchestrator.shared_storage import StorageNotShared, check_storage_is_share
 from orchestrator.state import NoSweepToResume, SweepState, find_sweep, new_sweep_dir
 from orchestrator.storage_check import StorageNotWritable, check_storage_writable
 from orchestrator.tracking_server import check_tracking
-from orchestrator.tracking import (SweepTracker, TrackingUnavailable, open_client,
-                                   resolve_tracking_uri)
+from orchestrator.tracking_sync import EXIT_TRACKING_DOWN, SyncContext, catch_up, resume_command
+from orchestrator.tracking import SweepTracker
+from orchestrator.tracking_store import TrackingUnavailable, open_client, resolve_tracking_uri
 from trainables import faults
 from trainables.config import TrainConfig
 from trainables.data import DataUnavailable
@@ -94,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_storage_writable(cfg.storage_path)
             resumed = find_sweep(cfg.storage_path, cfg.resume, cfg.experiment) if cfg.resume else None
             if resumed is not None:
-                _check_resume_matches(cfg, SweepState.load(resumed), skip=("space", "spaces"))
+                check_resume_matches(cfg, SweepState.load(resumed), skip=("space", "spaces"))
             reused = _reused_searches(cfg, experiment, tracking_uri, resumed)
             if not cfg.verbose:
                 _quiet_progress_bars()
@@ -117,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cfg.space = preparation.space  # e.g. one SALT threshold per chosen language
             cfg.spaces.update(preparation.spaces)  # the named searches' spaces, as their methods' steps shaped them
             if resumed is not None:  # the space is known now
-                _check_resume_matches(cfg, SweepState.load(resumed))
+                check_resume_matches(cfg, SweepState.load(resumed))
     except (ModelUnavailable, DataUnavailable, TrackingUnavailable, NoSweepToResume, PreparationError,
             StorageNotShared, StorageNotWritable, BestFromError) as exc:
         footprint.undo()
@@ -132,12 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe_plan(cfg, experiment, task, probe={kind: rates}))
         return 0
     sweep_dir, state = _open_sweep(cfg, resumed)
+    was_complete = state.complete  # a resumed sweep that had finished: only what MLflow misses is written
 
     tracker = SweepTracker(tracking_uri, experiment.name)
     tracker.open_parent(state.parent_run_id or None, name=f"sweep-{state.sweep_id}",
                         tags={"stage": "sweep", "sweep_id": state.sweep_id, "profile": cfg.profile,
                               "sweep_dir": str(sweep_dir)})
     state.parent_run_id = tracker.parent_run_id
+    tracker.outage.resume_command = resume_command(list(sys.argv[1:] if argv is None else argv), state.sweep_id)
     state.config = cfg.to_dict()
     state.save(sweep_dir)
     _log_sweep_config(tracker, cfg, task, assets, sweep_dir)
@@ -179,16 +183,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             state.stages_done.append("confirm")
             state.save(sweep_dir)
     except StageInterrupted:
-        log_sweep_cost(tracker)  # what the trials that ended so far cost
+        tracker.outage.call(log_sweep_cost, tracker)  # what the trials that ended so far cost
         print(f"\ninterrupted: finished trials are kept. Continue with:\n  python -m orchestrator.sweep "
               f"{cfg.experiment} --profile {cfg.profile} --resume {state.sweep_id}", file=sys.stderr)
         tracker.finish("KILLED")
         return 130
     except StageFailed as exc:
-        log_sweep_cost(tracker)
+        tracker.outage.call(log_sweep_cost, tracker)
         tracker.finish("FAILED")
         cli.fail(str(exc))
 
+    # what an outage kept from MLflow (or a resume finds missing), from Tune's records, before the report reads MLflow
+    written = catch_up(SyncContext(tracker, sweep_dir, state, experiment, resolver, launch, objective,
+                                   [(arm.name, seed) for arm in experiment.confirm_arms for seed in cfg.seeds],
+                                   lambda stage: report_search_figures(tracker, sweep_dir, stage, task, cfg.select_on)),
+                       resumed=resumed is not None)
+    if written is None:
+        return EXIT_TRACKING_DOWN
+    if was_complete and not written:
+        print(f"sweep {state.sweep_id} is complete and MLflow has all of it: nothing to write", flush=True)
+        tracker.finish()
+        return 0
     # per stage and arm on the parent run; under the table as legend lines, with the largest peak memory per arm
     cost = log_sweep_cost(tracker) + log_sweep_memory(tracker)
     if "confirm" in state.stages_done:
@@ -247,31 +262,6 @@ def _reused_searches(cfg: SweepConfig, experiment: Experiment, tracking_uri: str
         return {}
     check_store_exists(tracking_uri, cfg.best_from)
     return find_best_from(open_client(tracking_uri), cfg.best_from, experiment, cfg.model)
-
-
-# Settings that define a sweep's results; resuming with other values would mix two sweeps.
-_RESUME_MUST_MATCH = ("profile", "model", "data_dir", "num_samples", "seeds", "sampler_seed", "search_training_seed",
-                      "search_seeds",
-                      "select_on", "space", "tune_baseline", "baseline_space", "spaces", "best_from", "train_overrides",
-                      "arms", "generalized_xnli", "languages")
-# And every preparation step's settings (``method_settings``), but for those that only say how the work is
-# spread (``PrepareStep.resume_may_differ``: they may differ on another cluster).
-
-
-def _check_resume_matches(cfg: SweepConfig, state: SweepState, skip: tuple[str, ...] = ()) -> None:
-    from orchestrator.preparation import all_steps
-
-    now = cfg.to_dict()
-    pairs = [(key, state.config[key], now[key]) for key in _RESUME_MUST_MATCH if key in state.config and key not in skip]
-    started = state.config.get("method_settings", {})
-    for step in all_steps():
-        if step.key in started and step.key in now["method_settings"]:
-            pairs.append((step.key, *({k: v for k, v in d.items() if k not in step.resume_may_differ}
-                                      for d in (started[step.key], now["method_settings"][step.key]))))
-    for key, before, after in pairs:
-        if before != after:
-            raise NoSweepToResume(f"--resume {state.sweep_id}: it was started with {key}={before!r}, "
-                                  f"not {after!r}; resume with the flags it was started with")
 
 
 def _quiet_progress_bars() -> None:

@@ -8,12 +8,13 @@ params and every reported metric, and attaches a confirm trial's test prediction
 pair accuracies as a matrix (``generalized/generalized_xnli.csv``; ``trainables.generalized``); a trial that
 ends, finished or failed, gets its cost (``gpu_hours`` or ``cpu_hours``; ``orchestrator.cost``). Only the
 driver process writes to MLflow: one writer for a SQLite store, and workers need no tracking URI at all.
+Opening the store: ``orchestrator.tracking_store``. A tracking server that stays down longer than
+MLflow's own retries does not stop the sweep: the writes are dropped with one line
+(``orchestrator.tracking_outage``) and ``--resume`` writes them from Tune's records (``orchestrator.tracking_sync``).
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import math
 import tempfile
 import time
@@ -28,6 +29,8 @@ from ray.tune.result import AUTO_RESULT_KEYS
 from orchestrator.cost import DeviceShare, trial_cost
 from orchestrator.plan import TrialResolver
 from orchestrator.seed_group import PER_SEED
+from orchestrator.tracking_outage import TrackingOutage, outage_of
+from orchestrator.tracking_store import open_client
 from orchestrator.trial import predictions_path
 from trainables import generalized
 from trainables.training.pace import PROGRESS_ONLY
@@ -39,60 +42,6 @@ AT_CHANCE = "selection_at_chance"
 score (``selection_chance``), so the checkpoint it kept is arbitrary. Flagged as a tag and in the console."""
 AT_CHANCE_WARNING = "selection metric at chance: the kept checkpoint is arbitrary"
 PREDICTIONS_ARTIFACT_DIR = "predictions"  # a confirm run's test predictions: predictions/predictions.parquet
-# Keys of a Tune result that are bookkeeping, not metrics of the run; the loop's progress keys (total_steps,
-# eta_seconds) are for the console alone.
-_NOT_METRICS = set(AUTO_RESULT_KEYS) | set(PROGRESS_ONLY) | {
-    "done", "trial_id", "experiment_tag", "should_checkpoint", "step", "checkpoint_path", "experiment_id", "date",
-    "hostname", "node_ip", "pid"}
-
-
-class TrackingUnavailable(Exception):
-    """The tracking store cannot be used. ``str()`` is one line for the user."""
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    """MLflow 3's default (``sqlite:///mlflow.db`` here) made absolute, so every process agrees."""
-    if not uri:
-        return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{Path(uri[len('sqlite:///'):]).expanduser().resolve()}"
-    if "://" not in uri:  # a plain directory: MLflow's file store
-        return str(Path(uri).expanduser().resolve())
-    return uri
-
-
-def store_init_lock_path(uri: str) -> Path:
-    """The lock file MLflow itself takes around a SQLite store's schema creation.
-
-    MLflow's own job and workspace stores create their tables under an exclusive ``flock`` on
-    ``<tmp>/db_init_lock-<md5 of the engine URL>``; taking the same file makes our openers queue behind
-    MLflow's (and each other) instead of racing them."""
-    from sqlalchemy.engine import make_url
-
-    digest = hashlib.md5(str(make_url(uri)).encode("utf-8"), usedforsecurity=False).hexdigest()
-    return Path(tempfile.gettempdir()) / f"db_init_lock-{digest}"
-
-
-def open_client(uri: str) -> MlflowClient:
-    """An MLflow client whose store exists, its schema created by exactly one process.
-
-    Opening a new ``sqlite:///`` store runs MLflow's schema migrations, and they are not safe to run
-    twice at once: two processes opening one new store (a sweep starting while a script or a test reads
-    ``mlflow.db`` as it appears) both migrate, and the loser fails ("table _alembic_tmp_params already
-    exists", "No such index") and leaves a half-migrated store behind, so retrying cannot mend it.
-    The store is therefore opened under MLflow's own initialisation lock (``store_init_lock_path``): the
-    first opener migrates, the others wait and find the tables there. Other URIs open directly.
-    """
-    if not uri.startswith("sqlite:"):
-        return MlflowClient(uri)
-    with open(store_init_lock_path(uri), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            client = MlflowClient(uri)
-            client.search_experiments(max_results=1)  # builds the store: creates and migrates its schema
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return client
 
 
 class SweepTracker:
@@ -101,6 +50,7 @@ class SweepTracker:
     def __init__(self, uri: str, experiment_name: str):
         self.uri = uri
         self.client = open_client(uri)
+        self.outage: TrackingOutage = outage_of(uri)  # the writes below are dropped while the server is down
         experiment = self.client.get_experiment_by_name(experiment_name)
         self.experiment_id = (experiment.experiment_id if experiment
                               else self.client.create_experiment(experiment_name))
@@ -116,40 +66,43 @@ class SweepTracker:
         return self.parent_run_id
 
     def log_params(self, params: dict[str, Any]) -> None:
+        self.outage.call(self._log_params, params)
+
+    def _log_params(self, params: dict[str, Any]) -> None:
         existing = self.client.get_run(self.parent_run_id).data.params
-        fresh = [Param(k, _param_value(v)) for k, v in params.items() if k not in existing]
+        fresh = [Param(k, param_value(v)) for k, v in params.items() if k not in existing]
         for i in range(0, len(fresh), 100):
             self.client.log_batch(self.parent_run_id, params=fresh[i:i + 100])
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if _is_number(v)]
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if is_number(v)]
         if batch:
-            self.client.log_batch(self.parent_run_id, metrics=batch)
+            self.outage.call(self.client.log_batch, self.parent_run_id, metrics=batch)
 
     def tags(self) -> dict[str, str]:
         return dict(self.client.get_run(self.parent_run_id).data.tags)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self.client.log_batch(self.parent_run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.outage.call(self.client.log_batch, self.parent_run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_artifacts(self, paths: list[Path]) -> None:
         for path in paths:
-            self.client.log_artifact(self.parent_run_id, str(path))
+            self.outage.call(self.client.log_artifact, self.parent_run_id, str(path))
 
     def log_figure(self, png: Path, folder: str = "figures") -> None:
         """A figure already saved as ``png`` as an image artifact of the parent run (``<folder>/<name>.png``).
 
         The file the report wrote is logged rather than the figure (``MlflowClient.log_figure``), which would
         render it a second time: rendering is most of a figure's cost (measured: half of the report's time)."""
-        self.client.log_artifact(self.parent_run_id, str(png), folder)
+        self.outage.call(self.client.log_artifact, self.parent_run_id, str(png), folder)
 
     def log_table(self, frame, artifact_file: str) -> None:
         """A DataFrame as an MLflow table artifact of the parent run (JSON; the UI shows it as a table)."""
-        self.client.log_table(self.parent_run_id, data=frame, artifact_file=artifact_file)
+        self.outage.call(self.client.log_table, self.parent_run_id, data=frame, artifact_file=artifact_file)
 
     def finish(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.parent_run_id, status=status)
+        self.outage.call(self.client.set_terminated, self.parent_run_id, status=status)
 
     def confirm_outcomes(self) -> dict[tuple[str, int], str]:
         """(arm, seed) -> "FINISHED" or "FAILED" for the confirm pairs that ran to an end."""
@@ -176,6 +129,13 @@ class SweepTracker:
         query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.stage = '{stage}'"
         return self.client.search_runs([self.experiment_id], filter_string=query, max_results=10000,
                                        order_by=["attributes.start_time DESC"])
+
+
+# Keys of a Tune result that are bookkeeping, not metrics of the run; the loop's progress keys (total_steps,
+# eta_seconds) are for the console alone.
+_NOT_METRICS = set(AUTO_RESULT_KEYS) | set(PROGRESS_ONLY) | {
+    "done", "trial_id", "experiment_tag", "should_checkpoint", "step", "checkpoint_path", "experiment_id", "date",
+    "hostname", "node_ip", "pid"}
 
 
 class NestedRunCallback(tune.Callback):
@@ -215,16 +175,29 @@ class NestedRunCallback(tune.Callback):
             self._client = open_client(self.uri)
         return self._client
 
-    def run_id(self, trial) -> str:
-        if trial.trial_id in self._runs:
-            return self._runs[trial.trial_id]
-        cfg, arm, seed = self.resolver.resolve(trial.config)
-        # A confirm run is identified by (arm, seed): a restored or refilled trial logs into it.
-        # A search run by its trial id: the same configuration may legitimately be sampled twice.
+    def find_run(self, trial):
+        """The trial's run, if it has one: a confirm run is identified by (arm, seed), so a restored or refilled
+        trial logs into it; a search run by its trial id (the same configuration may be sampled twice)."""
+        _cfg, arm, seed = self.resolver.resolve(trial.config)
         key = (f"tags.arm = '{arm}' and tags.seed = '{seed}'" if self.stage == "confirm"
                else f"tags.trial_id = '{trial.trial_id}'")
         query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.stage = '{self.stage}' and {key}"
         found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
+        return found[0] if found else None
+
+    def trial_params(self, trial) -> dict[str, Any]:
+        """The params a trial's run is created with: its whole resolved configuration and the stage."""
+        cfg, _arm, _seed = self.resolver.resolve(trial.config)
+        params = cfg.flat_params()
+        if self.stage != "confirm" and len(self.resolver.search_seeds) > 1:  # the trial is the mean of its seeds
+            params["seed"] = ",".join(map(str, self.resolver.search_seeds))
+        return {**params, "stage": self.stage}
+
+    def run_id(self, trial) -> str:
+        if trial.trial_id in self._runs:
+            return self._runs[trial.trial_id]
+        cfg, arm, seed = self.resolver.resolve(trial.config)
+        found = [run for run in [self.find_run(trial)] if run is not None]
         if found and found[0].info.status == "FINISHED":
             run_id = found[0].info.run_id
             self._finished_before.add(trial.trial_id)
@@ -234,13 +207,11 @@ class NestedRunCallback(tune.Callback):
             self.client.set_tag(run_id, "trial_id", trial.trial_id)
         else:
             name = f"{self.stage}-{arm}-seed{seed}" if self.stage == "confirm" else f"search-{trial.trial_id}"
-            params = cfg.flat_params()
-            if self.stage != "confirm" and len(self.resolver.search_seeds) > 1:  # the trial is the mean of its seeds
-                params["seed"] = ",".join(map(str, self.resolver.search_seeds))
+            params = self.trial_params(trial)
             tags = {PARENT_TAG: self.parent_run_id, "stage": self.stage, "arm": arm, "seed": str(params["seed"]),
                     "trial_id": trial.trial_id, "method": cfg.method}
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
-            self._log_params(run_id, {**params, "stage": self.stage})
+            self._log_params(run_id, params)
         self._runs[trial.trial_id] = run_id
         return run_id
 
@@ -269,7 +240,7 @@ class NestedRunCallback(tune.Callback):
         return run_id
 
     def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        batch = [Param(k, _param_value(v)) for k, v in params.items()]
+        batch = [Param(k, param_value(v)) for k, v in params.items()]
         for i in range(0, len(batch), 100):
             self.client.log_batch(run_id, params=batch[i:i + 100])
 
@@ -282,7 +253,7 @@ class NestedRunCallback(tune.Callback):
                 continue
             step = int(result.get("step", 0))
             metrics = [Metric(k, float(v), now, step) for k, v in result.items()
-                       if k not in _NOT_METRICS and _is_number(v)]
+                       if k not in _NOT_METRICS and is_number(v)]
             if metrics:
                 self.client.log_batch(run_id, metrics=metrics)
 
@@ -291,20 +262,28 @@ class NestedRunCallback(tune.Callback):
             if trial_id == trial.trial_id and run_id not in self._seed_runs_finished_before:
                 self.client.set_terminated(run_id, status=status)
 
+    # Tune's hooks: each one's writes go, or are dropped as one while the server is down (tracking_outage).
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.run_id(trial)
+        outage_of(self.uri).call(self.run_id, trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        outage_of(self.uri).call(self.log_result, trial, result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        outage_of(self.uri).call(self.log_end, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        outage_of(self.uri).call(self.log_error, trial)
+
+    def log_result(self, trial, result: dict) -> None:
+        """One report of the trial: its metrics at its step, where it trains, a selection at chance."""
         if self.run_id(trial) and trial.trial_id in self._finished_before:
             return
         node = result.get(TRAIN_NODE)
         if node and self._nodes.get(trial.trial_id) != node:  # where it trains (again, after a retry)
             self.client.set_tag(self.run_id(trial), TRAIN_NODE, node)
             self._nodes[trial.trial_id] = node
-        step = int(result.get("step", result.get("training_iteration", 0)))
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
-                   if k not in _NOT_METRICS and not generalized.is_pair_metric(k) and _is_number(v)]
+        metrics = result_metrics(result, int(time.time() * 1000))
         if metrics:
             self.client.log_batch(self.run_id(trial), metrics=metrics)
         if isinstance(result.get(PER_SEED), dict):
@@ -313,7 +292,8 @@ class NestedRunCallback(tune.Callback):
                                                (result.get(PER_SEED) or {}).values()):
             self.client.set_tag(self.run_id(trial), "warning", AT_CHANCE_WARNING)
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def log_end(self, trial) -> None:
+        """A trial that finished: its predictions and generalized XNLI matrix (confirm), its cost, FINISHED."""
         run_id = self.run_id(trial)
         if trial.trial_id in self._finished_before:
             return
@@ -348,7 +328,8 @@ class NestedRunCallback(tune.Callback):
             pd.DataFrame(rows).to_csv(path, index=False)
             self.client.log_artifact(run_id, str(path), generalized.ARTIFACT_DIR)
 
-    def on_trial_error(self, iteration, trials, trial, **info):
+    def log_error(self, trial) -> None:
+        """A trial that failed: its error's last line as a tag, its cost, FAILED."""
         run_id = self.run_id(trial)
         if trial.trial_id in self._finished_before:
             return
@@ -356,6 +337,13 @@ class NestedRunCallback(tune.Callback):
         self._log_cost(run_id, trial)
         self._end_seed_runs(trial, "FAILED")
         self.client.set_terminated(run_id, status="FAILED")
+
+
+def result_metrics(result: dict, timestamp_ms: int) -> list[Metric]:
+    """The metrics of one Tune result, at its training step (``step``, else Tune's iteration)."""
+    step = int(result.get("step", result.get("training_iteration", 0)))
+    return [Metric(k, float(v), timestamp_ms, step) for k, v in result.items()
+            if k not in _NOT_METRICS and not generalized.is_pair_metric(k) and is_number(v)]
 
 
 def _error_summary(trial) -> str:
@@ -368,9 +356,9 @@ def _error_summary(trial) -> str:
     return (lines[-1] if lines else "trial failed (no error file)")[:4000]
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _param_value(value: Any) -> str:
+def param_value(value: Any) -> str:
     return str(value)[:6000]

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from orchestrator.tracking import TrackingUnavailable
+from orchestrator.tracking_store import TrackingUnavailable
 
 WAIT_ENV = "XLT_TRACKING_WAIT_S"
 DEFAULT_WAIT_S = 120.0
