@@ -184,8 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             state.save(sweep_dir)
     except StageInterrupted:
         tracker.outage.call(log_sweep_cost, tracker)  # what the trials that ended so far cost
-        print(f"\ninterrupted: finished trials are kept. Continue with:\n  python -m orchestrator.sweep "
-              f"{cfg.experiment} --profile {cfg.profile} --resume {state.sweep_id}", file=sys.stderr)
+        # the sweep's own flags: --resume refuses other settings than those it started with
+        print(f"\ninterrupted: finished trials are kept. Continue with:\n  {tracker.outage.resume_command}",
+              file=sys.stderr)
         tracker.finish("KILLED")
         return 130
     except StageFailed as exc:
