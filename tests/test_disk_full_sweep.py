@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,11 @@ ARGS = ("baseline_xnli", "--profile", "smoke", "--arms", "baseline", "--seeds", 
 
 def test_storage_that_fills_up_mid_sweep_stops_in_one_line_and_resumes(tmp_path):
     seed_smoke_cache(tmp_path, *ARGS)
+    started = time.monotonic()
     full = subprocess.run(sweep_command(*ARGS), cwd=tmp_path, env={**env(), faults.STORAGE_FULL: "2:100"},
                           capture_output=True, text=True, timeout=600)
     output = full.stdout + full.stderr
+    print(f"the sweep that filled its storage stopped after {time.monotonic() - started:.0f} s:\n{output[-2000:]}")
     assert full.returncode == EXIT_STORAGE_FULL, output[-4000:]
     storage = tmp_path / "sweeps" / "baseline_xnli"
     sweep_dir = next(storage.glob("*/sweep.json")).parent
@@ -49,9 +52,11 @@ def test_storage_that_fills_up_mid_sweep_stops_in_one_line_and_resumes(tmp_path)
     assert before[1].info.status == "FINISHED"
     assert before[2].info.status != "FINISHED" and "error" not in before[2].data.tags  # not failed: it goes on
 
+    started = time.monotonic()
     resumed = subprocess.run(sweep_command(*ARGS, "--resume", sweep_dir.name), cwd=tmp_path, env=env(),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+    print(f"the resumed sweep took {time.monotonic() - started:.0f} s")
     _, parents, children = runs_of(tmp_path, "baseline_xnli", stages=("confirm",))
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     after = {int(c.data.tags["seed"]): c for c in children}
