@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+from orchestrator import disk_full
 from orchestrator.cost import DeviceShare
 from orchestrator.plan import TrialResolver
 from orchestrator.progress import StageClock, Throttle, stage_counts, stage_eta, stage_line, trial_line
@@ -172,7 +173,8 @@ def _run_config(ctx: StageContext, stage: str, *, expected: int, name: str | Non
         storage_path=str(ctx.sweep_dir),
         callbacks=[NestedRunCallback(ctx.tracker.uri, ctx.tracker.experiment_id, ctx.tracker.parent_run_id,
                                      stage, ctx.resolver, ctx.launch.storage_path, DeviceShare.of(ctx.launch)),
-                   ProgressPrinter(stage, ctx.resolver, ctx.objective, expected=expected)],
+                   ProgressPrinter(stage, ctx.resolver, ctx.objective, expected=expected),
+                   disk_full.DiskFullWatch()],  # a trial that finds the storage full stops the stage, resumably
         # A trial driver that died is started again (its training goes on from its last checkpoint).
         failure_config=tune.FailureConfig(max_failures=TRIAL_DRIVER_RETRIES),
         verbose=0,
@@ -182,6 +184,9 @@ def _run_config(ctx: StageContext, stage: str, *, expected: int, name: str | Non
 def _fit(tuner: tune.Tuner, *, expected: int):
     with CtrlCWatch() as ctrl_c:
         grid = tuner.fit()
+    full = disk_full.stopped()  # a trial found the storage full: the stage stopped, as on Ctrl-C
+    if full is not None:
+        raise full
     # Trials that Ctrl-C stopped while they ran count as terminated in the grid: only the watch tells them apart.
     if ctrl_c.pressed or len(grid) < expected or grid.num_terminated + grid.num_errors < len(grid):
         raise StageInterrupted()

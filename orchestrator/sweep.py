@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from orchestrator import cli
+from orchestrator import cli, disk_full
 from orchestrator.assets import Assets, generates_assets, load_assets, log_data_accounting, tokenize_assets
 from orchestrator.config import SweepConfig
 from orchestrator.cost_report import log_sweep_cost
@@ -68,12 +68,19 @@ WORKER_ENV = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hint = disk_full.ResumeHint(Path("sweeps"))
+    with disk_full.exit_on_full_disk(hint):  # whichever writer met it: one line, a distinct exit, resumable
+        return _sweep(argv, hint)
+
+
+def _sweep(argv: Sequence[str] | None, hint: disk_full.ResumeHint) -> int:
     try:
         cfg = cli.parse(argv)
     except cli.UsageError as exc:
         cli.fail(str(exc))
     if cfg is None:  # --list
         return 0
+    hint.storage = cfg.storage_path
     experiment = get_experiment(cfg.experiment, cfg.arms, tune_baseline=cfg.tune_baseline)
     task = get_task(experiment.task, cfg.languages)  # on --languages: loading, trials and tables follow it
     if cfg.dry_run and not cfg.probe:  # every input check that needs no Ray, then the plan
@@ -135,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     sweep_dir, state = _open_sweep(cfg, resumed)
     was_complete = state.complete  # a resumed sweep that had finished: only what MLflow misses is written
+    hint.sweep_id = state.sweep_id
 
     tracker = SweepTracker(tracking_uri, experiment.name)
     tracker.open_parent(state.parent_run_id or None, name=f"sweep-{state.sweep_id}",
@@ -189,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         tracker.finish("KILLED")
         return 130
+    except disk_full.StorageFull:
+        with contextlib.suppress(Exception):  # the tracking store may be on the full disk too
+            tracker.finish("KILLED")
+        raise
     except StageFailed as exc:
         tracker.outage.call(log_sweep_cost, tracker)
         tracker.finish("FAILED")

@@ -27,12 +27,14 @@ from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from orchestrator.cost import DeviceShare, trial_cost
+from orchestrator.disk_full import error_text
 from orchestrator.plan import TrialResolver
 from orchestrator.seed_group import PER_SEED
 from orchestrator.tracking_outage import TrackingOutage, outage_of
 from orchestrator.tracking_store import open_client
 from orchestrator.trial import predictions_path
 from trainables import generalized
+from trainables.disk_space import says_disk_full
 from trainables.training.pace import PROGRESS_ONLY
 from trainables.worker import TRAIN_NODE
 
@@ -331,8 +333,8 @@ class NestedRunCallback(tune.Callback):
     def log_error(self, trial) -> None:
         """A trial that failed: its error's last line as a tag, its cost, FAILED."""
         run_id = self.run_id(trial)
-        if trial.trial_id in self._finished_before:
-            return
+        if trial.trial_id in self._finished_before or says_disk_full(error_text(trial)):
+            return  # a full disk stops the sweep (orchestrator.disk_full); --resume goes on with this run
         self.client.set_tag(run_id, "error", _error_summary(trial))
         self._log_cost(run_id, trial)
         self._end_seed_runs(trial, "FAILED")
@@ -348,11 +350,7 @@ def result_metrics(result: dict, timestamp_ms: int) -> list[Metric]:
 
 def _error_summary(trial) -> str:
     """The last line of the trial's traceback (the exception and its message), as Tune saved it."""
-    path = getattr(trial, "error_file", None) or getattr(getattr(trial, "run_metadata", None), "error_filename", None)
-    text = ""
-    if path and Path(path).is_file():
-        text = Path(path).read_text(errors="replace")
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in error_text(trial).strip().splitlines() if line.strip()]
     return (lines[-1] if lines else "trial failed (no error file)")[:4000]
 
 

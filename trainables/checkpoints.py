@@ -19,6 +19,7 @@ own well-mixed seed, and the jobs reseed from it at their checkpoint points.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
+from trainables.disk_space import as_disk_full
 from trainables.publish import publish_dir, scratch_dir
 
 Write = Callable[[Path], None]  # fills a checkpoint folder
@@ -53,10 +55,16 @@ class RayTrainStore:
 
     ``ray.train.report`` is collective: every rank reports, only rank 0 writes the checkpoint
     (the ranks of a data-parallel run hold the same weights). ``extra`` is added to every report.
+
+    A full disk fails the write with an ``OSError(ENOSPC)`` that names where (``trainables.disk_space``): the
+    local scratch folder when ``torch.save`` failed (it gives no errno), the upload's own error otherwise. The run
+    fails at its checkpoint and the sweep's driver stops with one line (``orchestrator.disk_full``); the
+    checkpoint before it is the one a resumed run goes on from. ``full_from_step``: the injected fault of
+    ``trainables.faults.STORAGE_FULL``, every upload from that step on fails as pyarrow's does on a full disk.
     """
 
-    def __init__(self, rank: int, extra: dict | None = None):
-        self.rank, self.extra = rank, dict(extra or {})
+    def __init__(self, rank: int, extra: dict | None = None, full_from_step: int | None = None):
+        self.rank, self.extra, self.full_from_step = rank, dict(extra or {}), full_from_step
 
     @contextlib.contextmanager
     def latest(self) -> Iterator[Path | None]:
@@ -78,7 +86,15 @@ class RayTrainStore:
             return
         folder = Path(tempfile.mkdtemp(prefix="xlt-checkpoint-"))
         try:
-            write(folder)
+            try:
+                write(folder)
+            except (OSError, RuntimeError) as error:
+                full = as_disk_full(error, folder)
+                if full is None:
+                    raise
+                raise full from error
+            if self.full_from_step is not None and int(metrics.get("step", 0)) >= self.full_from_step:
+                raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)),
                              checkpoint_dir_name=name)
         finally:

@@ -13,6 +13,11 @@ NAN_LOSS = "XLT_SWEEP_FAULT_NAN_LOSS"  # "<seed>:<step>": that seed's training l
 # long stretch of training would; a test removes a node while runs are there. A run resumed from that
 # step does not hold again.
 PAUSE = "XLT_SWEEP_FAULT_PAUSE"
+# "<seed>:<step>": the run with that seed finds the sweep's storage full from that optimizer step on: each of its
+# checkpoint uploads at or after it raises what pyarrow's copy raises on a full disk (``trainables.checkpoints``),
+# in every attempt, as a disk that stays full would. Without the variable the same run goes on normally (the disk
+# was freed): the test of a sweep that fills its storage and is resumed.
+STORAGE_FULL = "XLT_SWEEP_FAULT_ENOSPC"
 PREFIX = "XLT_SWEEP_FAULT_"
 
 
@@ -38,6 +43,18 @@ def pause_after_step() -> tuple[int, float] | None:
         return int(step), float(seconds)
     except ValueError:
         raise ValueError(f"{PAUSE}={spec!r}: expected <step>:<seconds>, e.g. 10:15") from None
+
+
+def storage_full_step(seed: int) -> int | None:
+    """The optimizer step from which a run with ``seed`` finds its storage full, if one is set."""
+    spec = os.environ.get(STORAGE_FULL, "").strip()
+    if not spec:
+        return None
+    try:
+        wanted, step = (int(part) for part in spec.split(":"))
+    except ValueError:
+        raise ValueError(f"{STORAGE_FULL}={spec!r}: expected <seed>:<step>, e.g. 2:10") from None
+    return step if wanted == seed else None
 
 
 def from_environment() -> dict[str, str]:

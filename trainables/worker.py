@@ -15,6 +15,7 @@ from typing import Any
 import ray.train
 import ray.train.torch
 
+from trainables import faults
 from trainables.checkpoints import RayTrainStore
 from trainables.config import TrainConfig
 from trainables.loop import train_and_evaluate
@@ -44,7 +45,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict:
     )
     # Every rank reports (Ray Train's report is collective); Tune keeps rank 0's metrics, which name
     # the node rank 0 trains on (the trial's MLflow run gets it as tag ``train_node``).
-    store = RayTrainStore(ctx.rank, extra={TRAIN_NODE: ray.get_runtime_context().get_node_id()})
+    store = RayTrainStore(ctx.rank, extra={TRAIN_NODE: ray.get_runtime_context().get_node_id()},
+                          full_from_step=faults.storage_full_step(cfg.seed))
     try:
         return train_and_evaluate(cfg, ctx=ctx, store=store)
     except TrainingDiverged as error:
