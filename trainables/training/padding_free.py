@@ -60,7 +60,7 @@ def flatten(batch: dict[str, torch.Tensor]) -> dict[str, Any]:
     """The padded ``batch`` (right padding) as one row without padding; see ``Flattening``."""
     mask = batch["attention_mask"].bool()
     lengths = mask.sum(dim=1)
-    offsets = torch.zeros(len(lengths) + 1, dtype=torch.int32)
+    offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(lengths, dim=0)
     positions = torch.arange(mask.shape[1]).expand_as(mask)
     out: dict[str, Any] = {
@@ -92,7 +92,7 @@ def packed_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
     max_length = kwargs.get(MAX_LENGTH)
 
     def jagged(x: torch.Tensor) -> torch.Tensor:  # [1, H, T, D] -> [B, H, j, D]
-        return torch.nested.nested_tensor_from_jagged(x[0].transpose(0, 1), offsets=offsets.long(),
+        return torch.nested.nested_tensor_from_jagged(x[0].transpose(0, 1), offsets=offsets,
                                                       max_seqlen=max_length).transpose(1, 2)
 
     out = F.scaled_dot_product_attention(jagged(query), jagged(key), jagged(value), dropout_p=dropout,
@@ -138,7 +138,7 @@ def packed_loss(model: torch.nn.Module, batch: dict[str, Any], *, token_labels: 
     if token_labels:
         features = hidden  # a token task: one label per token
     else:
-        first = hidden[batch[OFFSETS][:-1].long()]  # each sequence's [CLS]
+        first = hidden[batch[OFFSETS][:-1]]  # each sequence's [CLS]
         features = encoder.pooler(first.unsqueeze(1))
     logits = model.classifier(model.dropout(features))
     return F.cross_entropy(logits.float(), labels.view(-1), ignore_index=IGNORE_INDEX)
