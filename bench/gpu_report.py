@@ -6,7 +6,9 @@ under 8 minutes on an H100-class GPU. On CPU: a tiny BERT (128 x 2), in under 3 
 script is always tested (``tests/test_bench_gpu.py``). Sections, each a row group of the one table:
 
 1. per trial samples/s: our loop (``trainables.loop``) vs a plain and a tuned Hugging Face ``Trainer``,
-   alternating rounds in this process, medians (as ``bench/trainer_throughput.py``);
+   alternating rounds in this process, medians (as ``bench/trainer_throughput.py``); and our loop with each
+   speed setting on (``padding_free``, ``torch_compile``; off by default), as ratios to our loop with them off:
+   the numbers that decide whether a setting becomes a default on this device (README, "Benchmarks");
 2. model FLOPs utilisation of each: model training FLOPs per sample x samples/s / the device's dense bf16
    peak (``bench/mfu.py`` states the formula and the peaks' sources);
 3. aggregate samples/s of 1, 2, 4, 8 concurrent trials on the device (CPU: 1, 2, one thread each), k OS
@@ -44,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import mfu  # noqa: E402
+from trainables.training import compilation  # noqa: E402
 from concurrent_trials import free_memory_gb, memory_need_gb, run_concurrent  # noqa: E402
 from report_table import Report, append_throughput_rows, fmt_rate, fmt_share  # noqa: E402
 from orchestrator.throughput import TRAIN  # noqa: E402
@@ -53,6 +56,8 @@ from workloads import (SIZE_NAMES, SIZES, hf_trainer, make_data, make_model_dir,
 
 SOURCE = "bench/gpu_report.py"
 SCAN_BATCH = 64  # the scan's map_batches batch (``ScanSettings.batch_size``'s default)
+# Section 1's runs of our loop with a speed setting on (``TrainConfig``; off by default until measured here).
+SPEED_SETTINGS = {"ours_padding_free": {"padding_free": True}, "ours_compile": {"torch_compile": True}}
 
 
 def parse_args(argv: list[str] | None, gpu: bool) -> argparse.Namespace:
@@ -68,6 +73,11 @@ def parse_args(argv: list[str] | None, gpu: bool) -> argparse.Namespace:
     parser.add_argument("--scan-actors", type=int, default=2, help="section 4 on CPU: Ray Data scanner actors")
     parser.add_argument("--scan-per-gpu", default="1,2,4", help="section 4 on GPU: scanner actors sharing the GPU")
     parser.add_argument("--overhead-steps", type=int, default=100 if gpu else 10, help="section 5: the trial's steps")
+    parser.add_argument("--compile-bucket", type=int, default=32 if gpu else 64,
+                        help="section 1, ours + compile: batches padded to multiples of this many tokens")
+    parser.add_argument("--compile-backend", default="inductor" if gpu else "aot_eager",
+                        help="section 1, ours + compile: torch.compile's backend (CPU: aot_eager, as inductor's "
+                             "C++ compile takes minutes there)")
     parser.add_argument("--sections", default="1,2,3,4,5", help="which sections run, e.g. 1,2,3")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     parser.add_argument("--write-table", metavar="PATH", help="append sections 3 and 4's rows to this throughput CSV")
@@ -79,7 +89,7 @@ def parse_args(argv: list[str] | None, gpu: bool) -> argparse.Namespace:
     except ValueError:
         parser.exit(2, "error: --trials, --scan-per-gpu and --sections take comma-separated integers, e.g. --trials 1,2,4\n")
     positive = ("batch", "max_length", "steps", "rounds", "concurrent_steps", "scan_examples", "scan_actors",
-                "overhead_steps")
+                "overhead_steps", "compile_bucket")
     bad = [f"--{name.replace('_', '-')} {getattr(args, name)}" for name in positive if getattr(args, name) < 1]
     bad += [f"--trials {k}" for k in args.trials if k < 1] + [f"--scan-per-gpu {k}" for k in args.scan_per_gpu if k < 1]
     bad += [f"--sections {s}" for s in args.sections
@@ -109,6 +119,7 @@ class GpuReport:
         self.params = non_embedding_parameters(args.size)
         self.flops = mfu.flops_per_sample(self.params, layers, hidden, self.mean_tokens, self.mean_sq_tokens)
         self.per_trial: dict[str, float] = {}
+        compilation.BACKEND = args.compile_backend  # what section 1's "ours + compile" runs compile with
 
     def mfu_text(self, samples_per_second: float) -> str:
         value = mfu.utilisation(samples_per_second, self.flops, self.peak)
@@ -116,21 +127,36 @@ class GpuReport:
 
     def per_trial_section(self, out: dict) -> None:
         a, add = self.args, self.report.add
-        runs: dict[str, list[float]] = {"hf_plain": [], "hf_tuned": [], "ours": []}
+        runs: dict[str, list[float]] = {name: [] for name in ("hf_plain", "hf_tuned", "ours", *SPEED_SETTINGS)}
+        tokens: dict[str, float] = {}  # non-padding tokens per sample of each of our runs (the same data)
         for round_ in range(a.rounds):
             runs["hf_plain"].append(hf_trainer(self.model_dir, self.data_dir, a.batch, a.steps, tuned=False))
             runs["hf_tuned"].append(hf_trainer(self.model_dir, self.data_dir, a.batch, a.steps, tuned=True))
-            runs["ours"].append(ours(self.model_dir, self.data_dir, a.batch, a.steps, a.max_length)
-                                ["train_samples_per_second"])
+            for name, settings in {"ours": {}, **SPEED_SETTINGS}.items():
+                final = ours(self.model_dir, self.data_dir, a.batch, a.steps, a.max_length, **settings,
+                             **({"compile_bucket": a.compile_bucket} if "torch_compile" in settings else {}))
+                runs[name].append(final["train_samples_per_second"])
+                tokens[name] = final["train_tokens"] / final["train_samples"]
             print(f"   round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in runs.items()), flush=True)
-        self.per_trial = {k: statistics.median(v) for k, v in runs.items()}
-        out.update(runs=runs, median=self.per_trial)
+        self.per_trial = {k: statistics.median(v) for k, v in runs.items() if k not in SPEED_SETTINGS}
+        speed = {k: statistics.median(runs[k]) for k in SPEED_SETTINGS}
+        out.update(runs=runs, median={**self.per_trial, **speed}, tokens_per_sample=tokens)
         for name in ("ours", "hf_tuned", "hf_plain"):
             add("1 per trial", f"{name} samples/s", fmt_rate(self.per_trial[name]),
                 f"median of {a.rounds}: " + ", ".join(f"{v:.1f}" for v in runs[name]))
         for ref in ("hf_tuned", "hf_plain"):
             out[f"ours_vs_{ref}"] = ratio = self.per_trial["ours"] / self.per_trial[ref]
             add("1 per trial", f"ours / {ref}", f"{ratio:.2f}x", "target >= 1.3x" if ref == "hf_tuned" else "")
+        # The loop's speed settings, on vs off in this process (README, "Benchmarks": on where the ratio pays).
+        for name, label in (("ours_padding_free", "ours + padding-free"), ("ours_compile", "ours + compile")):
+            out[f"{name}_vs_ours"] = ratio = speed[name] / self.per_trial["ours"]
+            detail = (f"median of {a.rounds}: " + ", ".join(f"{v:.1f}" for v in runs[name])
+                      + f"; {fmt_rate(speed[name] * tokens[name])} non-padding tokens/s")
+            if name == "ours_compile":
+                detail += (f"; round 1 includes compiling ({compilation.BACKEND}, buckets of {a.compile_bucket})"
+                           + ("" if self.gpu else "; CPU: not inductor, a check that it runs, not a speed figure"))
+            add("1 per trial", f"{label} samples/s", fmt_rate(speed[name]), detail)
+            add("1 per trial", f"{label} / ours", f"{ratio:.2f}x", "same tokens per step; > 1: the setting pays")
 
     def mfu_section(self, out: dict) -> None:
         hidden, layers = SIZES[self.args.size][:2]

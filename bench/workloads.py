@@ -112,16 +112,19 @@ def non_embedding_parameters(size: str) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if ".embeddings." not in f".{name}")
 
 
-def our_config(model_dir: str, data_dir: str, batch: int, steps: int, max_length: int) -> TrainConfig:
-    """Our loop's configuration for a timing run: the sweep's defaults, one evaluation at the end."""
+def our_config(model_dir: str, data_dir: str, batch: int, steps: int, max_length: int, **settings) -> TrainConfig:
+    """Our loop's configuration for a timing run: the sweep's defaults, one evaluation at the end; ``settings``
+    change training settings (``padding_free=True``, ``torch_compile=True``, ...)."""
     return TrainConfig(task="xnli", model=model_dir, tokenized_path=data_dir, languages=("en", "de"), seed=1,
                        learning_rate=2e-5, max_steps=steps, per_device_batch_size=batch, grad_accum_steps=1,
-                       max_length=max_length, eval_every_steps=10 ** 9, eval_batch_size=64)
+                       max_length=max_length, eval_every_steps=10 ** 9, eval_batch_size=64).replace(**settings)
 
 
-def ours(model_dir: str, data_dir: str, batch: int, steps: int, max_length: int) -> dict:
-    """One run of our loop in this process; its final report (``train_samples_per_second``, ...)."""
-    return train_and_evaluate(our_config(model_dir, data_dir, batch, steps, max_length), report=lambda _: None)
+def ours(model_dir: str, data_dir: str, batch: int, steps: int, max_length: int, **settings) -> dict:
+    """One run of our loop in this process (``settings`` as ``our_config``'s); its final report
+    (``train_samples_per_second``, ``train_samples``, ``train_tokens``, ...)."""
+    return train_and_evaluate(our_config(model_dir, data_dir, batch, steps, max_length, **settings),
+                              report=lambda _: None)
 
 
 def hf_trainer(model_dir: str, data_dir: str, batch: int, steps: int, tuned: bool) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import dataclasses
 import sys
 from typing import Any, NoReturn, Sequence
 
@@ -25,6 +24,7 @@ from trainables.config import SELECT_ON, ConfigError, TrainConfig, user_settings
 from trainables.generalized import TASKS as GENERALIZED_TASKS
 from trainables.methods import get_method, load_plugins
 from trainables.tasks import get_task, parse_languages
+from trainables.training.speed import check_speed_settings
 
 
 class UsageError(Exception):
@@ -327,9 +327,10 @@ def _check_train_settings(cfg: SweepConfig) -> None:
                              recipes=recipe_settings(experiment, cfg.profile))
     for arm in experiment.arms:
         try:
-            train = _check_types(resolver.arm_config(arm.name, seed=cfg.seeds[0])).validate()
+            train = resolver.arm_config(arm.name, seed=cfg.seeds[0]).check_types().validate()
             method = get_method(arm.method)
             method.parse_params(train.method_params)
+            check_speed_settings(train, method, workers=cfg.resources.workers_per_trial)  # padding_free's limits
         except (ConfigError, TypeError) as exc:
             raise UsageError(f"arm {arm.name}: {exc}") from None
     confirmed = get_experiment(cfg.experiment, cfg.arms).confirm_arms
@@ -338,16 +339,6 @@ def _check_train_settings(cfg: SweepConfig) -> None:
         raise UsageError("--generalized-xnli: no confirmed arm can score cross-language pairs (X-Mixup's mixup "
                          "inference reads each test example's English translation); confirm the baseline too, or "
                          "drop the flag")
-
-
-def _check_types(train: TrainConfig) -> TrainConfig:
-    """Check that each fixed setting has its field's type (an int where an int is expected, ...)."""
-    for f in dataclasses.fields(TrainConfig):
-        value = getattr(train, f.name)
-        expected = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}.get(str(f.type))
-        if expected and not isinstance(value, expected) or (str(f.type) == "int" and isinstance(value, bool)):
-            raise ConfigError(f"{f.name} must be of type {f.type}, got {value!r}")
-    return train
 
 
 def _literal(text: str) -> Any:

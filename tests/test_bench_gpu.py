@@ -102,8 +102,9 @@ def test_make_bench_gpu_runs_on_cpu_and_prints_the_table(tmp_path):
     out = done.stdout
     printed = out[out.index("| section | measure | value | detail |"):]
     for measure in ("ours samples/s", "hf_tuned samples/s", "hf_plain samples/s", "ours / hf_tuned",
-                    "ours / hf_plain", "model FLOPs per sample", "ours MFU", "1 trials: aggregate samples/s",
-                    "2 trials: aggregate samples/s", "2 actor(s): Ray Data sentences/s", "start to first step",
+                    "ours / hf_plain", "ours + padding-free / ours", "ours + compile / ours", "model FLOPs per sample",
+                    "ours MFU", "1 trials: aggregate samples/s", "2 trials: aggregate samples/s",
+                    "2 actor(s): Ray Data sentences/s", "start to first step",
                     "last step to result"):
         assert f"| {measure} |" in printed, measure
     assert "| error |" not in printed
@@ -114,6 +115,10 @@ def test_make_bench_gpu_runs_on_cpu_and_prints_the_table(tmp_path):
     assert all("error" not in sections[key] for key in sections), {k: v.get("error") for k, v in sections.items()}
     assert all(v > 0 for v in sections["per_trial"]["median"].values())
     assert sections["per_trial"]["ours_vs_hf_tuned"] > 0 and sections["per_trial"]["ours_vs_hf_plain"] > 0
+    # the speed settings on vs off: the same data, so the same non-padding tokens per sample
+    assert sections["per_trial"]["ours_padding_free_vs_ours"] > 0 and sections["per_trial"]["ours_compile_vs_ours"] > 0
+    tokens = sections["per_trial"]["tokens_per_sample"]
+    assert tokens["ours_padding_free"] == pytest.approx(tokens["ours"]) == pytest.approx(tokens["ours_compile"])
     assert sections["mfu"]["flops_per_sample"] > 0 and sections["mfu"]["ours"] is None
     for k in ("1", "2"):
         concurrent = sections["concurrent"][k]

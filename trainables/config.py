@@ -49,6 +49,15 @@ class TrainConfig:
     # Speed: bf16 autocast where the GPU supports it; length-grouped batches.
     bf16: bool = True
     group_by_length: bool = True
+    # Speed settings measured on and off by bench/gpu_report.py; off until a GPU's numbers say they pay
+    # (README, "Benchmarks"). padding_free: each training batch as one row of its real tokens, every
+    # sequence attending to itself only (``trainables.training.padding_free``; plain-loss methods, BERT-type
+    # encoders, one worker per trial). torch_compile: the training step compiled, each batch padded up to
+    # a multiple of compile_bucket tokens (at most max_length) so the compiler sees few shapes
+    # (``trainables.training.compilation``). Not both at once.
+    padding_free: bool = False
+    torch_compile: bool = False
+    compile_bucket: int = 32
     # Same seed -> same metrics on the same GPU (deterministic kernels); CPU runs always are.
     deterministic: bool = True
     # Selection and evaluation.
@@ -79,7 +88,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Check values a worker could not recover from; raise ``ConfigError`` (one line)."""
         positive = ("learning_rate", "per_device_batch_size", "grad_accum_steps", "max_length",
-                    "eval_every_steps", "eval_batch_size")
+                    "eval_every_steps", "eval_batch_size", "compile_bucket")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -91,8 +100,21 @@ class TrainConfig:
             raise ConfigError(f"checkpoint_every_s must be >= 0 (0: at every evaluation), got {self.checkpoint_every_s!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.padding_free and self.torch_compile:
+            raise ConfigError("padding_free and torch_compile cannot both be on (a packed row has a new length "
+                              "every batch, which compiling for fixed shapes does not pay for); set one of them")
         if self.select_on not in SELECT_ON:
             raise ConfigError(f"select_on must be one of {', '.join(SELECT_ON)}, got {self.select_on!r}")
+        return self
+
+    def check_types(self) -> "TrainConfig":
+        """Check that each setting has its field's type (an int where an int is expected, ...): a ``--set``
+        value is parsed as a Python literal, so ``--set max_length=1.5`` arrives as a float."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            expected = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}.get(str(f.type))
+            if expected and not isinstance(value, expected) or (str(f.type) == "int" and isinstance(value, bool)):
+                raise ConfigError(f"{f.name} must be of type {f.type}, got {value!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

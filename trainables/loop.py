@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from trainables import faults
 from trainables.checkpoints import CheckpointStore, ReportOnly, read_outcome, write_outcome
 from trainables.config import TrainConfig
@@ -51,6 +53,7 @@ from trainables.training.pace import (SAMPLES_PER_SECOND, TRAIN_BEGAN_AT, TRAIN_
 from trainables.training.precision import autocast_factory
 from trainables.training.resume import STATE_FILE, RunState, cpu_copy, read_state
 from trainables.training.seeding import reseed, seed_everything
+from trainables.training.speed import prepare_model, training_step
 
 Report = Callable[[dict], None]
 __all__ = ["DistContext", "STATE_FILE", "TrainingDiverged", "local_context", "train_and_evaluate"]
@@ -82,11 +85,14 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
     collate = make_collator(cfg.model, token_labels=task.kind == "token")
 
     reset_peak_memory(ctx.device)  # this run's peak, not an earlier run's in the same process
-    model = method.build_model().to(ctx.device)
+    model = prepare_model(cfg, method, method.build_model().to(ctx.device), ctx)  # padding-free attention
     if ctx.prepare_model is not None:
         model = ctx.prepare_model(model)
+    # the speed settings (padding_free, torch_compile): the training batches' collation and forward
+    step = training_step(cfg, method, model, method.wrap_collator(collate), collate.tokenizer,
+                         token_labels=task.kind == "token")
     train_set = method.train_dataset(data)
-    loader = train_loader(train_set, cfg, ctx, method.wrap_collator(collate), method.extra_batch_columns)
+    loader = train_loader(train_set, cfg, ctx, step.collate, method.extra_batch_columns)
     optimizer = adamw(model, cfg, ctx.device)
     steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum_steps))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.num_train_epochs * steps_per_epoch)
@@ -115,18 +121,19 @@ def train_and_evaluate(cfg: TrainConfig, report: Report | None = None, ctx: Dist
             set_epoch(loader, run.epoch)
             for index, batch in enumerate(loader, start=run.skip_batches):
                 run.tokens += non_padding_tokens(batch)  # on the loader's CPU tensors, before the copy
-                batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+                batch = {k: v.to(ctx.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                         for k, v in batch.items()}
                 method.step = run.step
                 last_micro = (index + 1) % cfg.grad_accum_steps == 0 or index + 1 == len(loader)
                 sync = contextlib.nullcontext() if last_micro or not ctx.is_distributed else model.no_sync()
                 with sync:
                     with autocast():
-                        loss = method.training_loss(model, batch)
+                        loss = step.loss(batch)
                         if nan_from is not None and run.step >= nan_from:
                             loss = loss * float("nan")
                     (loss / cfg.grad_accum_steps).backward()
                 losses.add(loss)
-                run.samples += batch["input_ids"].shape[0]
+                run.samples += step.samples(batch)
                 if not last_micro:
                     continue
                 optimizer_step(model, optimizer, scheduler, cfg.max_grad_norm)

@@ -122,6 +122,14 @@ class Method:
         (``orchestrator.estimate``). Plain fine-tuning: its epochs over the rows (or ``max_steps`` batches)."""
         return run_samples(cfg, rows)
 
+    @classmethod
+    def trains_plain_loss(cls) -> bool:
+        """Whether the method trains with the model's own loss on the task's columns alone (no
+        ``training_loss``, ``wrap_collator`` or extra columns of its own): what ``padding_free`` batches
+        (``trainables.training.padding_free``) can stand in for."""
+        return (cls.training_loss is Method.training_loss and cls.wrap_collator is Method.wrap_collator
+                and not cls.extra_batch_columns)
+
     # -- what the loop asks of a method -------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
         return self.load_model(self.cfg.model)

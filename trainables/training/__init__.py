@@ -9,7 +9,9 @@
 - ``resume``: a checkpoint's training state (``RunState``, optimizer and schedule), written and read back;
 - ``data_order``: the seeded training order a resumed run can start part-way through an epoch;
 - ``pace``: throughput, the ETA and what a run trained on (samples, non-padding tokens);
-- ``memory``: the run's peak GPU memory.
+- ``memory``: the run's peak GPU memory;
+- ``speed``, ``padding_free``, ``compilation``: the speed settings (off by default), the training step's
+  collation and loss with packed rows or a compiled, length-bucketed forward.
 
 Nothing here imports Ray, the methods or the loop.
 """
