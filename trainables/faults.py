@@ -21,16 +21,21 @@ STORAGE_FULL = "XLT_SWEEP_FAULT_ENOSPC"
 PREFIX = "XLT_SWEEP_FAULT_"
 
 
-def nan_loss_step(seed: int) -> int | None:
-    """The optimizer step from which the loss of a run with ``seed`` is made NaN, if one is set."""
-    spec = os.environ.get(NAN_LOSS, "").strip()
+def _seed_step(variable: str, seed: int, example: str) -> int | None:
+    """The step of a ``<seed>:<step>`` fault variable when it names ``seed``; None when unset or another seed."""
+    spec = os.environ.get(variable, "").strip()
     if not spec:
         return None
     try:
         wanted, step = (int(part) for part in spec.split(":"))
     except ValueError:
-        raise ValueError(f"{NAN_LOSS}={spec!r}: expected <seed>:<step>, e.g. 3:10") from None
+        raise ValueError(f"{variable}={spec!r}: expected <seed>:<step>, e.g. {example}") from None
     return step if wanted == seed else None
+
+
+def nan_loss_step(seed: int) -> int | None:
+    """The optimizer step from which the loss of a run with ``seed`` is made NaN, if one is set."""
+    return _seed_step(NAN_LOSS, seed, "3:10")
 
 
 def pause_after_step() -> tuple[int, float] | None:
@@ -47,14 +52,7 @@ def pause_after_step() -> tuple[int, float] | None:
 
 def storage_full_step(seed: int) -> int | None:
     """The optimizer step from which a run with ``seed`` finds its storage full, if one is set."""
-    spec = os.environ.get(STORAGE_FULL, "").strip()
-    if not spec:
-        return None
-    try:
-        wanted, step = (int(part) for part in spec.split(":"))
-    except ValueError:
-        raise ValueError(f"{STORAGE_FULL}={spec!r}: expected <seed>:<step>, e.g. 2:10") from None
-    return step if wanted == seed else None
+    return _seed_step(STORAGE_FULL, seed, "2:10")
 
 
 def from_environment() -> dict[str, str]:
