@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.throughput import AUTO, ModelSize, Rate, SharingChoice, choose_trials_per_device, measured_rates, model_size
+from orchestrator.throughput import (AUTO, ModelSize, Rate, SharingChoice, choose_trials_per_device, measured_rates,
+                                     model_size, rate_text)
 from trainables.methods import get_spec
 
 
@@ -123,8 +124,9 @@ def device_hours_line(work: Workload, rate: Rate, sharing: SharingChoice, unit: 
     """``~X GPU-hours on <device>``: the sweep's sequences at the chosen sharing's aggregate rate (each trial
     holds 1/k of a device, so k trials' device-hours are the device's hours)."""
     hours = work.total / rate.samples_per_second / 3600
-    return (f"~{hours:.3g} {unit}-hours on {rate.device} ({rate.samples_per_second:,.0f} sequences/s with "
-            f"{sharing.trials} trial(s) per {unit}; training steps only) [source: {source}: {rate.source}]")
+    per_second = rate_text(rate.samples_per_second, grouped=True)
+    return (f"~{hours:.3g} {unit}-hours on {rate.device} ({per_second} sequences/s with {sharing.trials} trial(s) per "
+            f"{unit}; training steps only) [source: {source}: {rate.source}]")
 
 
 def planned_kinds(cfg) -> list[str]:

@@ -64,6 +64,14 @@ class Rate:
         return self.samples_per_second / self.trials
 
 
+def rate_text(per_second: float, *, grouped: bool = False) -> str:
+    """A rate as printed: a whole number from 100 up (``grouped``: with thousands separators), else three
+    significant digits (an mBERT trial on one CPU thread trains ~1.5 sequences/s, which a whole number rounds to 2)."""
+    if per_second >= 100:
+        return f"{per_second:,.0f}" if grouped else f"{per_second:.0f}"
+    return f"{per_second:.3g}"
+
+
 def model_size(model: str | None) -> ModelSize | None:
     """The encoder's size: ``None`` = the smoke profile's tiny BERT; a local HF directory's ``config.json``; a
     known hub id. ``None`` where it cannot be told offline."""
@@ -137,8 +145,8 @@ def choose_trials_per_device(rates: dict[int, Rate], *, memory_gb: float | None 
     best = max(rate.samples_per_second for rate in fits.values())
     trials = min(k for k, rate in fits.items() if rate.samples_per_second >= (1 - NEAR_BEST) * best)
     rate = fits[trials]
-    others = ", ".join(f"{k}: {fits[k].samples_per_second:.0f}/s" for k in sorted(fits))
-    return SharingChoice(trials, f"{trials} {unit}(s) per {kind}: {rate.samples_per_second:.0f} {per} in all "
+    others = ", ".join(f"{k}: {rate_text(fits[k].samples_per_second)}/s" for k in sorted(fits))
+    return SharingChoice(trials, f"{trials} {unit}(s) per {kind}: {rate_text(rate.samples_per_second)} {per} in all "
                                  f"(measured for 1, 2, ...: {others}; the fewest within {NEAR_BEST:.0%} of the best) "
                                  f"[{rate.source}]")
 

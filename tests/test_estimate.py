@@ -10,7 +10,8 @@ import pytest
 
 from orchestrator.sharing import resolve_sharing
 from orchestrator.sweep import main
-from orchestrator.throughput import COLUMNS, TABLE, Rate, choose_trials_per_device, device_matches, measured_rates, model_size
+from orchestrator.throughput import (COLUMNS, TABLE, Rate, choose_trials_per_device, device_matches, measured_rates,
+                                     model_size, rate_text)
 from trainables.config import TrainConfig
 from trainables.methods import get_spec
 
@@ -115,6 +116,31 @@ def test_the_dry_run_prints_the_samples_trials_and_an_estimate_that_names_its_so
         assert "CPU-hours on cpu" in out and "[source: orchestrator/throughput.csv" in out
     else:
         assert "no measured figure for 2 layers x 64 on cpu (fp32): run with --probe" in out
+
+
+def test_the_paper_dry_run_of_salt_xnli_estimates_from_the_repository_table(capsys):
+    """The issue's acceptance line, on the paper profile (mBERT, the hub's 392,702 English rows): the estimate is
+    sequences / the table's measured rate for mBERT's size on this kind of device, and names the table."""
+    import re
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine the dry run estimates for the GPU, whose row a GPU session adds")
+    assert main(["salt_xnli", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    total = int(re.search(r"40 trials, ([\d,]+) sequences in all", out).group(1).replace(",", ""))
+    rates = measured_rates(model_size("bert-base-multilingual-cased"), "cpu", "fp32", max_length=128)
+    assert rates, "orchestrator/throughput.csv has no measured mBERT-size row on CPU (bench/gpu_report.py --size mbert)"
+    rate = rates[1]  # a CPU sweep runs one trial per CPU unless --gpus-per-trial auto asks to share
+    assert (f"~{total / rate.samples_per_second / 3600:.3g} CPU-hours on {rate.device} "
+            f"({rate_text(rate.samples_per_second, grouped=True)} sequences/s with 1 trial(s) per CPU; training steps "
+            f"only) [source: orchestrator/throughput.csv: {rate.source}]") in out
+
+
+def test_rates_print_whole_from_100_and_to_three_digits_below():
+    assert (rate_text(3600), rate_text(3600, grouped=True), rate_text(1.534), rate_text(29.16)) == (
+        "3600", "3,600", "1.53", "29.2")
 
 
 def test_the_repository_table_has_the_columns_the_estimate_reads():

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.sweep import main
+from orchestrator.tracking_server import WAIT_ENV
 from tests.smoke_cache import seed_smoke_cache
 
 
@@ -114,6 +115,9 @@ def test_a_refused_command_changes_nothing(case_id, args, expected, setup, input
     cwd = tmp_path / "work"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
+    # An unanswering tracking server is refused after this wait instead of the default 120 s (the wait and its line
+    # are tests/test_cli.py's and tests/test_tracking_server.py's): the refusal and what it leaves are the same.
+    monkeypatch.setenv(WAIT_ENV, "4")
     args = [arg.format(**inputs) for arg in args]
     if setup is True:
         seed_smoke_cache(cwd, *args)
