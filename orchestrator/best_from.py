@@ -8,8 +8,8 @@ search) or ``best_<name>.*`` (a named search), logged only when the search finis
 sweep takes them when its method is the one that search tuned.
 
 Refused, in one line before any Ray work (``BestFromError``): a sweep the store does not have, one trained on
-another task or model, one whose searches tuned none of this experiment's searched methods, and one whose
-search of such a method did not finish.
+another task or model, or on other languages or selected on another dev set, one whose searches tuned none of
+this experiment's searched methods, and one whose search of such a method did not finish.
 """
 
 from __future__ import annotations
@@ -40,9 +40,12 @@ class ReusedSearch:
     run_id: str  # the earlier sweep's parent run
 
 
-def find_best_from(client, sweep_ids: tuple[str, ...], experiment: Experiment,
-                   model: str | None) -> dict[str, ReusedSearch]:
-    """Every search of ``experiment`` that one of ``sweep_ids`` gives its best, by search name."""
+def find_best_from(client, sweep_ids: tuple[str, ...], experiment: Experiment, model: str | None, *,
+                   languages: tuple[str, ...] = (), select_on: str = "") -> dict[str, ReusedSearch]:
+    """Every search of ``experiment`` that one of ``sweep_ids`` gives its best, by search name. Where the earlier
+    sweep logged them, its languages and its selection (``--select-on``) must be this sweep's (``languages``,
+    ``select_on``; empty: not checked): a search's best is chosen on them, and SALT's space has one threshold
+    per chosen language."""
     wanted = {search.method: search for search in experiment.searches}
     out: dict[str, ReusedSearch] = {}
     for sweep_id in sweep_ids:
@@ -58,6 +61,7 @@ def find_best_from(client, sweep_ids: tuple[str, ...], experiment: Experiment,
         if params.get("sweep.model") != str(model):
             raise BestFromError(f"{flag}: it trained model {params.get('sweep.model')}, this sweep trains {model}; "
                                 "a search's best is a setting for its model")
+        _check_same_protocol(flag, params, languages=languages, select_on=select_on)
         matches = [search for search in earlier.searches if search.method in wanted]
         if not matches:
             raise BestFromError(f"{flag}: its searches tuned {', '.join(s.method for s in earlier.searches)}; "
@@ -74,6 +78,17 @@ def find_best_from(client, sweep_ids: tuple[str, ...], experiment: Experiment,
             value = run.data.metrics.get(f"search{search.prefix}_best_dev_{_metric(experiment)}")
             out[mine.name] = ReusedSearch(mine.name, sweep_id, best, value, run.info.run_id)
     return out
+
+
+def _check_same_protocol(flag: str, params: dict[str, str], *, languages: tuple[str, ...], select_on: str) -> None:
+    earlier = params.get("languages")
+    if languages and earlier is not None and earlier != ",".join(languages):
+        raise BestFromError(f"{flag}: its searches ran on languages {earlier}, this sweep on {','.join(languages)}; "
+                            "pass the same --languages, or search here")
+    earlier = params.get("sweep.select_on")
+    if select_on and earlier is not None and earlier != select_on:
+        raise BestFromError(f"{flag}: its searches selected on {earlier}, this sweep on {select_on}; pass "
+                            f"--select-on {earlier}, or search here")
 
 
 def check_store_exists(tracking_uri: str, sweep_ids: tuple[str, ...]) -> None:

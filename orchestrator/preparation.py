@@ -23,10 +23,11 @@ from orchestrator.experiments import Experiment
 from orchestrator.plan import TrialResolver, recipe_settings
 from search_spaces.spec import Dimension
 from smoke import build_smoke_wordlists
-from trainables.config import TrainConfig
+from trainables.config import ConfigError, TrainConfig
 from trainables.methods import SPECS, get_method, get_spec
 from trainables.method_spec import Cluster, Preparation, PreparationError, PrepareContext, PrepareStep, StepUse
 from trainables.tasks import TaskSpec
+from trainables.training.speed import check_model_folder
 
 __all__ = ["Preparation", "PreparationError", "all_steps", "check_method_inputs", "check_model_inputs",
            "describe_preparation", "experiment_steps", "needed_steps", "prepare_method", "unlabelled_languages"]
@@ -116,9 +117,16 @@ def check_method_inputs(cfg: SweepConfig, experiment: Experiment, task: TaskSpec
 
 
 def check_model_inputs(cfg: SweepConfig, experiment: Experiment, task: TaskSpec, model_dir: str) -> None:
-    """What the needed steps ask of the model folder (SALT's and BTF's MLM head), before any tokenisation."""
+    """What the needed steps ask of the model folder (SALT's and BTF's MLM head), and padding-free training of its
+    model type where a run may train padding-free (set or searched), before any tokenisation."""
     for step in needed_steps(cfg, experiment, task):
         step.check_model(step_context(cfg, experiment, task, step, model_dir=model_dir, dry_run=True))
+    searched = any("padding_free" in space for space in (cfg.space, *cfg.spaces.values()))
+    if cfg.train_overrides.get("padding_free") or searched:
+        try:
+            check_model_folder(model_dir)
+        except ConfigError as exc:
+            raise PreparationError(str(exc)) from None
 
 
 def step_search(experiment: Experiment, step: PrepareStep) -> str:

@@ -274,7 +274,8 @@ def _reused_searches(cfg: SweepConfig, experiment: Experiment, tracking_uri: str
     if not cfg.best_from or (resumed is not None and SweepState.load(resumed).best_from):
         return {}
     check_store_exists(tracking_uri, cfg.best_from)
-    return find_best_from(open_client(tracking_uri), cfg.best_from, experiment, cfg.model)
+    return find_best_from(open_client(tracking_uri), cfg.best_from, experiment, cfg.model,
+                          languages=get_task(experiment.task, cfg.languages).languages, select_on=cfg.select_on)
 
 
 def _quiet_progress_bars() -> None:

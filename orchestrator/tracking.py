@@ -223,10 +223,8 @@ class NestedRunCallback(tune.Callback):
         key = (trial.trial_id, seed)
         if key in self._seed_runs:
             return self._seed_runs[key]
-        parent = self.run_id(trial)
-        stage = f"{self.stage}-seed"
-        query = f"tags.`{PARENT_TAG}` = '{parent}' and tags.stage = '{stage}' and tags.seed = '{seed}'"
-        found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
+        parent, stage = self.run_id(trial), f"{self.stage}-seed"
+        found = [run for run in [self.find_seed_run(trial, seed)] if run is not None]
         if found:
             run_id = found[0].info.run_id
             if found[0].info.status == "FINISHED":
@@ -241,6 +239,13 @@ class NestedRunCallback(tune.Callback):
         self._seed_runs[key] = run_id
         return run_id
 
+    def find_seed_run(self, trial, seed: str):
+        """The run of ``seed`` of the search trial ``trial``, if it has one (``seed_run_id`` creates it)."""
+        query = (f"tags.`{PARENT_TAG}` = '{self.run_id(trial)}' and tags.stage = '{self.stage}-seed' and "
+                 f"tags.seed = '{seed}'")
+        found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
+        return found[0] if found else None
+
     def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
         batch = [Param(k, param_value(v)) for k, v in params.items()]
         for i in range(0, len(batch), 100):
@@ -253,9 +258,7 @@ class NestedRunCallback(tune.Callback):
             run_id = self.seed_run_id(trial, seed)
             if run_id in self._seed_runs_finished_before:
                 continue
-            step = int(result.get("step", 0))
-            metrics = [Metric(k, float(v), now, step) for k, v in result.items()
-                       if k not in _NOT_METRICS and is_number(v)]
+            metrics = seed_metrics(result, now)
             if metrics:
                 self.client.log_batch(run_id, metrics=metrics)
 
@@ -346,6 +349,12 @@ def result_metrics(result: dict, timestamp_ms: int) -> list[Metric]:
     step = int(result.get("step", result.get("training_iteration", 0)))
     return [Metric(k, float(v), timestamp_ms, step) for k, v in result.items()
             if k not in _NOT_METRICS and not generalized.is_pair_metric(k) and is_number(v)]
+
+
+def seed_metrics(result: dict, timestamp_ms: int) -> list[Metric]:
+    """The metrics of one seed's own report within a search trial's result (``per_seed``), at its step."""
+    step = int(result.get("step", 0))
+    return [Metric(k, float(v), timestamp_ms, step) for k, v in result.items() if k not in _NOT_METRICS and is_number(v)]
 
 
 def _error_summary(trial) -> str:

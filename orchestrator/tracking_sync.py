@@ -13,10 +13,11 @@ them with MLflow and writes only what is missing (``sync_sweep``):
 - its ``train_node`` and at-chance warning tags;
 - a trial that ended but whose run did not: what its end writes (predictions, generalized XNLI matrix, cost,
   status), through the callback's own ``log_end`` / ``log_error``;
+- a search trial's per-seed runs (``--search-seeds`` > 1): each seed's reports, from the ``per_seed`` of the
+  trial's results, and its end;
 - the parent's search summary of a search whose summary is missing, the twin pairs' copied runs.
 
-Idempotent: what exists is compared, not rewritten, so a second sync writes nothing. A search trial's per-seed
-runs (``--search-seeds`` > 1) are not rebuilt: the trial's own run holds their mean.
+Idempotent: what exists is compared, not rewritten, so a second sync writes nothing.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from orchestrator.plan import TrialResolver
 from orchestrator.reuse import find_twins, record_reused_runs
 from orchestrator.searches import log_search
 from orchestrator.state import SweepState
+from orchestrator.seed_group import PER_SEED
 from orchestrator.tracking import (AT_CHANCE, AT_CHANCE_WARNING, NestedRunCallback, SweepTracker, param_value,
-                                   result_metrics)
+                                   result_metrics, seed_metrics)
 from orchestrator.trial import TrainLaunch
 from orchestrator.tune_records import TrialRecord, read_experiment
 from trainables.worker import TRAIN_NODE
@@ -120,9 +122,35 @@ def sync_trial(callback: NestedRunCallback, record: TrialRecord) -> int:
         if value and run.data.tags.get(key) != value:
             client.set_tag(run_id, key, value)
             written += 1
+    written += sync_seed_runs(callback, record)
     if record.ended and run.info.status not in ("FINISHED", "FAILED"):
         (callback.log_end if record.ended == "finished" else callback.log_error)(record)
         written += 1
+    return written
+
+
+def sync_seed_runs(callback: NestedRunCallback, record: TrialRecord) -> int:
+    """A search trial's per-seed runs (``--search-seeds`` > 1) completed from the ``per_seed`` of its Tune
+    results: the run of each seed, the (metric, step) pairs its history lacks, its end; the records written."""
+    client, written = callback.client, 0
+    reports: dict[str, list[tuple[dict, dict]]] = {}
+    for row in record.rows:
+        for seed, result in (row.get(PER_SEED) or {}).items():
+            reports.setdefault(str(seed), []).append((row, result))
+    for seed, pairs in reports.items():
+        run = callback.find_seed_run(record, seed)
+        run_id = run.info.run_id if run is not None else callback.seed_run_id(record, seed)
+        written += run is None
+        logged = {(m.key, m.step) for key in (run.data.metrics if run is not None else ())
+                  for m in client.get_metric_history(run_id, key)}
+        missing = [metric for row, result in pairs for metric in seed_metrics(result, int(row.get("timestamp", 0) * 1000))
+                   if (metric.key, metric.step) not in logged]
+        for i in range(0, len(missing), 1000):
+            client.log_batch(run_id, metrics=missing[i:i + 1000])
+        written += len(missing)
+        if record.ended and (run is None or run.info.status not in ("FINISHED", "FAILED")):
+            client.set_terminated(run_id, status="FINISHED" if record.ended == "finished" else "FAILED")
+            written += 1
     return written
 
 

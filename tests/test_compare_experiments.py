@@ -102,6 +102,9 @@ def store(tmp_path_factory):
         "uncased": ("salt_xnli", {"best.learning_rate": 1e-3}, "bert-base-multilingual-uncased", "FINISHED"),
         "baseline": ("baseline_xnli", {"best.learning_rate": 1e-3}, "None", "FINISHED"),
         "running": ("salt_xnli", {}, "None", "RUNNING"),
+        "three-languages": ("salt_xnli", {"best.learning_rate": 1e-3, "languages": "en,de,fr"}, "None", "FINISHED"),
+        "multilingual-dev": ("salt_xnli", {"best.learning_rate": 1e-3, "sweep.select_on": "multilingual-dev"}, "None",
+                             "FINISHED"),
     }
     runs = {sweep_id: _earlier_sweep(uri, sweep_id, *spec) for sweep_id, spec in sweeps.items()}
     return uri, runs
@@ -143,6 +146,16 @@ def test_best_from_takes_a_finished_search_of_the_same_method(store, tmp_path):
     assert params["best_salt.learning_rate"] == "0.0025" and params["best_from_salt"] == "salt-done"
 
 
+def test_best_from_takes_a_search_on_the_same_languages_and_selection(store):
+    experiment, client = get_experiment("compare_xnli"), open_client(store[0])
+    reused = find_best_from(client, ("three-languages",), experiment, None, languages=("en", "de", "fr"),
+                            select_on="en-dev")
+    assert reused["salt"].best == {"learning_rate": 1e-3}
+    reused = find_best_from(client, ("multilingual-dev",), experiment, None, languages=("en", "de", "fr"),
+                            select_on="multilingual-dev")
+    assert reused["salt"].sweep_id == "multilingual-dev"
+
+
 def test_each_search_logs_its_own_best_beside_the_main_ones(store, tmp_path):
     experiment = get_experiment("compare_xnli")
     tracker = SweepTracker(store[0], "compare_xnli")
@@ -180,6 +193,10 @@ def test_a_sweep_before_named_searches_resumes_with_its_baseline_search(tmp_path
     ("baseline", "--best-from baseline: its searches tuned baseline; compare_xnli searches salt, xmixup, self_training"),
     ("running", "--best-from running: its search of salt (stage search) did not finish (parent run"),
     ("salt-done,salt-again", "--best-from salt-again: salt's best comes from --best-from salt-done already"),
+    ("three-languages", "--best-from three-languages: its searches ran on languages en,de,fr, this sweep on "
+                        "en,ar,bg,de,el,es,fr,hi,ru,sw,th,tr,ur,vi,zh; pass the same --languages, or search here"),
+    ("multilingual-dev", "--best-from multilingual-dev: its searches selected on multilingual-dev, this sweep on "
+                         "en-dev; pass --select-on multilingual-dev, or search here"),
 ])
 def test_best_from_refusals_are_one_line_before_ray(store, tmp_path, capsys, sweep_id, expected):
     capsys.readouterr()

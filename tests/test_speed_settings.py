@@ -163,3 +163,19 @@ def test_a_model_that_is_not_bert_is_refused(no_dropout_model):
                                                                  num_attention_heads=2, intermediate_size=16))
     assert "BERT-type encoders" in padding_free.unsupported_model(model)
     assert padding_free.unsupported_model(load_classifier(no_dropout_model, 3, seed=1)) is None
+
+
+@pytest.mark.parametrize("setting", [("--set", "padding_free=true"), ("--space", "padding_free=choice(True,False)")])
+def test_a_model_folder_that_is_not_bert_is_refused_before_any_trial(capsys, tmp_path, monkeypatch, setting):
+    """Set or searched: the sweep reads the folder's model type at its edge (here its dry run), not in a trial."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "xlm-roberta"}))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["baseline_xnli", "--profile", "smoke", "--model", str(model), *setting, "--dry-run"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1, err
+    assert f"model {model}: padding_free supports BERT-type encoders (bert), not model type 'xlm-roberta'" in err
+    (model / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    assert main(["baseline_xnli", "--profile", "smoke", "--model", str(model), *setting, "--dry-run"]) == 0

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.experiments import get_experiment
 from orchestrator.plan import TrialResolver
-from orchestrator.tracking import NestedRunCallback, SweepTracker
+from orchestrator.tracking import PARENT_TAG, NestedRunCallback, SweepTracker
 from orchestrator.tracking_outage import TrackingOutage
 from orchestrator.tracking_sync import resume_command, sync_trial
 from orchestrator.tune_records import TrialRecord
@@ -115,3 +115,36 @@ def test_the_sync_writes_what_mlflow_misses_and_a_second_sync_writes_nothing(tmp
     again = [sync_trial(NestedRunCallback(tracker.uri, tracker.experiment_id, tracker.parent_run_id, "confirm",
                                           resolver), record) for record in records.values()]
     assert again == [0, 0, 0] and snapshot() == before
+
+
+def test_the_sync_rebuilds_a_search_trials_per_seed_runs_once(tmp_path, monkeypatch):
+    """--search-seeds 2: the trial's run holds the mean, each seed's own run its reports (from ``per_seed``)."""
+    monkeypatch.chdir(tmp_path)
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "baseline_xnli")
+    tracker.open_parent(None, name="sweep", tags={"stage": "sweep"})
+    experiment = get_experiment("baseline_xnli")
+    resolver = TrialResolver(base=TrainConfig(task="xnli").to_dict(), arms={a.name: a for a in experiment.arms},
+                             searched_arm="baseline_tuned", search_seeds=(7, 8))
+    rows = [{"step": step, "dev_acc": 0.5 + step / 100, "timestamp": 1_800_000_000 + step, "search_seeds": 2,
+             "per_seed": {"7": {"step": step, "dev_acc": 0.49 + step / 100},
+                          "8": {"step": step, "dev_acc": 0.51 + step / 100}}} for step in (10, 20)]
+    record = TrialRecord(trial_id="s1", config={"learning_rate": 3e-5}, status="TERMINATED", last_result=rows[-1],
+                         rows=rows)
+
+    def sync() -> int:
+        return sync_trial(NestedRunCallback(tracker.uri, tracker.experiment_id, tracker.parent_run_id, "search",
+                                            resolver), record)
+
+    assert sync()
+    trial_run = tracker.child_runs("search")[0]
+    assert trial_run.info.status == "FINISHED" and trial_run.data.params["seed"] == "7,8"
+    seed_runs = tracker.client.search_runs([tracker.experiment_id],
+                                           filter_string=f"tags.`{PARENT_TAG}` = '{trial_run.info.run_id}'")
+    assert sorted(run.data.tags["seed"] for run in seed_runs) == ["7", "8"]
+    for run in seed_runs:
+        assert run.info.status == "FINISHED" and run.data.tags["stage"] == "search-seed"
+        assert run.data.params["seed"] == run.data.tags["seed"] and run.data.tags["trial_id"] == "s1"
+        history = sorted((m.step, m.value) for m in tracker.client.get_metric_history(run.info.run_id, "dev_acc"))
+        offset = 0.49 if run.data.tags["seed"] == "7" else 0.51
+        assert history == [(10, pytest.approx(offset + 0.1)), (20, pytest.approx(offset + 0.2))]
+    assert sync() == 0  # a second sync writes nothing

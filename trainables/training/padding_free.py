@@ -112,10 +112,15 @@ def register() -> None:
 
 def unsupported_model(model: torch.nn.Module) -> str | None:
     """Why ``model`` cannot train padding-free (one line), or None when it can."""
-    model_type = getattr(model.config, "model_type", "")
+    return unsupported_model_type(getattr(model.config, "model_type", ""))
+
+
+def unsupported_model_type(model_type: str) -> str | None:
+    """Why a model of ``model_type`` (its ``config.json``'s) cannot train padding-free, or None when it can: the
+    sweep asks this of the model folder before any cluster work, the loop of the loaded model."""
     if model_type not in SUPPORTED_MODEL_TYPES:
         return (f"padding_free supports BERT-type encoders ({', '.join(SUPPORTED_MODEL_TYPES)}), not model type "
-                f"{model_type!r}; drop --set padding_free=true")
+                f"{model_type!r}; drop padding_free from --set and --space")
     return None
 
 

@@ -8,7 +8,9 @@ trains, never how it is scored.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -60,6 +62,16 @@ def check_speed_settings(cfg: TrainConfig, method: Any, *, workers: int) -> None
     if cfg.padding_free and workers > 1:
         raise ConfigError("padding_free runs one worker per trial (its packed forward is not DDP's); "
                           "use --workers-per-trial 1 or drop --set padding_free=true")
+
+
+def check_model_folder(model_dir: str | Path) -> None:
+    """``ConfigError`` (one line) where the model in ``model_dir`` (an HF folder) cannot train padding-free:
+    read from its ``config.json`` at the sweep's edge, so the refusal comes before any trial starts."""
+    config = Path(model_dir) / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type", "") if config.is_file() else ""
+    reason = padding_free.unsupported_model_type(model_type)
+    if reason:
+        raise ConfigError(f"model {model_dir}: {reason}")
 
 
 def prepare_model(cfg: TrainConfig, method: Any, model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
