@@ -4,9 +4,12 @@ and what to do.
 Storage can fill while a sweep runs (checkpoints, predictions, Tune's state, the caches); every writer fails
 its own way (``trainables.disk_space`` tells them apart). Two routes lead here:
 
-* a trial's Ray Train run fails on a full disk (a checkpoint upload, its predictions file): Ray Train's own
-  restarts fail the same way, then Tune sees the trial fail. ``DiskFullWatch`` (a Tune callback) reads the
-  trial's error and stops the stage the way Ctrl-C does (``SIGINT`` to the driver itself: Tune's tested
+* a trial's Ray Train run fails on a full disk (a checkpoint upload, its predictions file):
+  ``trainables.disk_space.EndRunOnFullDisk`` (a Ray Train callback in the run's controller) ends the run at
+  that first failure, as a controller error, which Ray Train does not retry. Its restarts (``max_failures``)
+  would each train from the last checkpoint to the next one and fail on the same disk, so the stop would come
+  that many checkpoint intervals late. Then Tune sees the trial fail: ``DiskFullWatch`` (a Tune callback) reads
+  the trial's error and stops the stage the way Ctrl-C does (``SIGINT`` to the driver itself: Tune's tested
   graceful stop, which saves the experiment for ``Tuner.restore``), rather than letting the other trials run
   into the same full disk and the stage end with failed trials that ``--resume`` would not run again;
 * a write in the driver itself fails (``sweep.json``, Tune's experiment state or a trial's error file, the

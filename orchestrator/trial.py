@@ -37,6 +37,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from orchestrator.plan import TrialResolver
 from orchestrator.seed_group import SeedGroup
 from trainables.config import TrainConfig
+from trainables.disk_space import EndRunOnFullDisk
 from trainables.methods import get_spec
 from trainables.method_spec import PhaseResult, RecipeTools
 from trainables.predictions import PREDICTIONS_FILE
@@ -72,7 +73,8 @@ class TrainLaunch:
                                        resources_per_worker=resources)
 
     def fit(self, cfg: TrainConfig, name: str, *, forward: bool = True, callbacks: list | None = None):
-        """One Ray Train run of ``cfg``; its reports reach Tune when ``forward``, else ``callbacks`` get them.
+        """One Ray Train run of ``cfg``; its reports reach Tune when ``forward``, and ``callbacks`` (Ray Train
+        ``UserCallback``s) get them. A full disk ends the run without its restarts (``EndRunOnFullDisk``).
         Returns Ray's ``Result``.
 
         ``name`` is deterministic per trial and phase, so a restored trial finds its runs.
@@ -84,7 +86,7 @@ class TrainLaunch:
             run_config=ray.train.RunConfig(
                 name=name,
                 storage_path=self.storage_path,
-                callbacks=[TuneReportCallback()] if forward else list(callbacks or []),
+                callbacks=[*([TuneReportCallback()] if forward else []), *(callbacks or []), EndRunOnFullDisk()],
                 failure_config=ray.train.FailureConfig(max_failures=self.max_failures),
                 # The latest checkpoint only: a run goes on from it, and a finished run's is its outcome.
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),

@@ -18,7 +18,7 @@ import pytest
 from orchestrator.disk_full import EXIT_STORAGE_FULL, ResumeHint, exit_on_full_disk, line, line_for
 from orchestrator.state import SweepState
 from trainables import faults
-from trainables.disk_space import as_disk_full, disk_full_error, path_in, says_disk_full
+from trainables.disk_space import EndRunOnFullDisk, as_disk_full, disk_full_error, path_in, says_disk_full
 
 # What each writer raised on a full tmpfs (Python 3.11, pyarrow 25, torch 2.13, SQLite 3).
 PYARROW_UPLOAD = "[Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device"
@@ -65,13 +65,14 @@ def test_each_writers_measured_error_is_a_full_disk():
 
 def test_a_full_disk_is_found_inside_the_errors_that_wrap_it():
     from ray.exceptions import RayTaskError
-    from ray.train.v2.api.exceptions import WorkerGroupError
+    from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
 
     upload = OSError(errno.ENOSPC, "No space left on device", "/s/x/train/run/checkpoint_0")
     wrapped = RayTaskError("train", "Traceback ...", upload).as_instanceof_cause()
     assert disk_full_error(wrapped).filename == "/s/x/train/run/checkpoint_0"
     group = WorkerGroupError("Training failed due to worker errors", {0: upload})
     assert disk_full_error(group).filename == "/s/x/train/run/checkpoint_0"
+    assert disk_full_error(ControllerError(upload)) is upload  # EndRunOnFullDisk's, raised in the controller
     try:
         try:
             raise upload
@@ -163,3 +164,36 @@ def test_the_fault_hook_names_a_seed_and_a_step(monkeypatch):
     monkeypatch.delenv(faults.STORAGE_FULL)
     assert faults.storage_full_step(2) is None
 
+
+
+@pytest.mark.parametrize("error, attempts", [("full", 1), ("other", 3)])
+def test_a_train_run_ends_at_its_first_full_disk_and_retries_other_errors(tmp_path, error, attempts):
+    """Real Ray Train, two restarts allowed: a full disk ends the run at once (each restart would train to the
+    next checkpoint and find the disk still full); another worker error is still restarted."""
+    import ray
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.train.v2.api.exceptions import TrainingFailedError
+
+    def attempt(config):
+        with open(config["log"], "a") as log:
+            log.write("attempt\n")
+        if config["error"] == "full":
+            raise OSError(errno.ENOSPC, "No space left on device", "/s/x/train-t/checkpoint_000003")
+        raise RuntimeError("another error")
+
+    log = tmp_path / "attempts.txt"
+    trainer = TorchTrainer(attempt, train_loop_config={"log": str(log), "error": error},
+                           scaling_config=ray.train.ScalingConfig(num_workers=1),
+                           run_config=ray.train.RunConfig(name="run", storage_path=str(tmp_path / "ray"),
+                                                          callbacks=[EndRunOnFullDisk()],
+                                                          failure_config=ray.train.FailureConfig(max_failures=2)))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    try:
+        with pytest.raises(TrainingFailedError) as failed:
+            trainer.fit()
+    finally:
+        ray.shutdown()
+    assert log.read_text().count("attempt") == attempts
+    found = disk_full_error(failed.value)
+    assert (found.filename if found else None) == ("/s/x/train-t/checkpoint_000003" if error == "full" else None)

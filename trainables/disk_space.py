@@ -7,6 +7,8 @@ SQLite (the Optuna study, a file MLflow store) says ``database or disk is full``
 ``PytorchStreamWriter failed writing file ...: file write failed`` or ``unexpected pos 576 vs 534``, no errno at
 all (all measured on a full tmpfs). And an error from a Ray worker reaches the driver as text: Tune keeps a failed
 trial's traceback in its error file. So the test reads both an exception's chain and its text.
+
+A Ray Train run that meets a full disk is ended at once (``EndRunOnFullDisk``), not restarted to meet it again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import errno
 import re
 import shutil
 from pathlib import Path
+
+from ray.train import UserCallback
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 # What the writers above print for a full disk, as it reads in a traceback's text.
@@ -50,6 +54,7 @@ def disk_full_error(exc: BaseException) -> OSError | None:
         if isinstance(current, OSError) and current.errno in FULL_ERRNOS:
             return current
         stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+        stack += [getattr(current, "controller_failure", None)]  # Ray Train's ControllerError
         stack += list((getattr(current, "worker_failures", None) or {}).values())
     text = str(exc)
     if says_disk_full(text):
@@ -78,3 +83,17 @@ def as_disk_full(exc: BaseException, path: str | Path) -> OSError | None:
     if _TORCH_WRITE_FAILED.search(str(exc)) and free is not None and free < NEARLY_FULL_BYTES:
         return OSError(errno.ENOSPC, "No space left on device", str(path))
     return None
+
+
+class EndRunOnFullDisk(UserCallback):
+    """Ends a Ray Train run at the first worker error that is a full disk, rather than restarting it.
+
+    Raised in the run's controller, the error is a controller error, which Ray Train's failure policy does not
+    retry: the run ends errored with its last checkpoint, as it would after its restarts had all failed, so a
+    resumed sweep goes on from that checkpoint. Any other worker error is left to the restarts."""
+
+    def after_exception(self, run_context, worker_exceptions: dict) -> None:
+        for error in worker_exceptions.values():
+            full = disk_full_error(error)
+            if full is not None:
+                raise OSError(errno.ENOSPC, "No space left on device", full.filename)

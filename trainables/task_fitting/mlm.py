@@ -250,6 +250,7 @@ def _fit(plan: BtfPlan, tokens_path: Path, *, storage_path: str, num_workers: in
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from trainables.disk_space import EndRunOnFullDisk
     from trainables.task_fitting.worker import train_loop_per_worker
 
     resources: dict[str, float] = {"CPU": cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
@@ -263,6 +264,7 @@ def _fit(plan: BtfPlan, tokens_path: Path, *, storage_path: str, num_workers: in
             storage_path=storage_path,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
+            callbacks=[EndRunOnFullDisk()],  # a full disk ends the job at once: its restarts would meet it again
         ),
     )
     try:
