@@ -258,7 +258,7 @@ class NestedRunCallback(tune.Callback):
             run_id = self.seed_run_id(trial, seed)
             if run_id in self._seed_runs_finished_before:
                 continue
-            metrics = seed_metrics(result, now)
+            metrics = result_metrics(result, now)
             if metrics:
                 self.client.log_batch(run_id, metrics=metrics)
 
@@ -345,16 +345,11 @@ class NestedRunCallback(tune.Callback):
 
 
 def result_metrics(result: dict, timestamp_ms: int) -> list[Metric]:
-    """The metrics of one Tune result, at its training step (``step``, else Tune's iteration)."""
+    """The metrics of one Tune result, at its training step (``step``, else Tune's iteration); also of one seed's
+    own report within a search trial's result (``per_seed``)."""
     step = int(result.get("step", result.get("training_iteration", 0)))
     return [Metric(k, float(v), timestamp_ms, step) for k, v in result.items()
             if k not in _NOT_METRICS and not generalized.is_pair_metric(k) and is_number(v)]
-
-
-def seed_metrics(result: dict, timestamp_ms: int) -> list[Metric]:
-    """The metrics of one seed's own report within a search trial's result (``per_seed``), at its step."""
-    step = int(result.get("step", 0))
-    return [Metric(k, float(v), timestamp_ms, step) for k, v in result.items() if k not in _NOT_METRICS and is_number(v)]
 
 
 def _error_summary(trial) -> str:

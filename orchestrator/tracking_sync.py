@@ -39,7 +39,7 @@ from orchestrator.searches import log_search
 from orchestrator.state import SweepState
 from orchestrator.seed_group import PER_SEED
 from orchestrator.tracking import (AT_CHANCE, AT_CHANCE_WARNING, NestedRunCallback, SweepTracker, param_value,
-                                   result_metrics, seed_metrics)
+                                   result_metrics)
 from orchestrator.trial import TrainLaunch
 from orchestrator.tune_records import TrialRecord, read_experiment
 from trainables.worker import TRAIN_NODE
@@ -143,7 +143,7 @@ def sync_seed_runs(callback: NestedRunCallback, record: TrialRecord) -> int:
         written += run is None
         logged = {(m.key, m.step) for key in (run.data.metrics if run is not None else ())
                   for m in client.get_metric_history(run_id, key)}
-        missing = [metric for row, result in pairs for metric in seed_metrics(result, int(row.get("timestamp", 0) * 1000))
+        missing = [metric for row, result in pairs for metric in result_metrics(result, int(row.get("timestamp", 0) * 1000))
                    if (metric.key, metric.step) not in logged]
         for i in range(0, len(missing), 1000):
             client.log_batch(run_id, metrics=missing[i:i + 1000])
